@@ -1,0 +1,25 @@
+// What both programs do at the top: run main, turn any failure into one line on stderr and an exit code.
+// Never a stack trace: a UsageError exits 2, anything else 1.
+import { UsageError } from './flags.ts';
+
+export function errorLine(program: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return `${program}: ${message.split('\n')[0]}\n`;
+}
+
+export function exitCodeForError(err: unknown): number {
+  return err instanceof UsageError ? 2 : 1;
+}
+
+/** Runs main and exits with its code as soon as it resolves: a probe does no work after the answer. */
+export function runMain(program: string, main: () => Promise<number | undefined>): void {
+  main().then(
+    (code) => {
+      if (code !== undefined) process.exit(code);
+    },
+    (err: unknown) => {
+      process.stderr.write(errorLine(program, err));
+      process.exit(exitCodeForError(err));
+    },
+  );
+}

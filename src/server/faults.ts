@@ -1,0 +1,57 @@
+// What a SayHello does besides answering: how long to wait and whether to fail. From the -sleep,
+// -fail_rate and -fail_code flags, overridden per request by metadata that a client sends, so retries and
+// outlier detection can be exercised without a mesh:
+//   x-helloworld-delay-ms: 250          wait 250 ms instead of -sleep (capped at 5 minutes; the call's
+//                                       deadline ends the wait anyway)
+//   x-helloworld-fail-code: UNAVAILABLE answer with this status (name or number; OK forces success)
+import type { Metadata } from '@grpc/grpc-js';
+import { parseStatusCode } from '../status.ts';
+
+export const DELAY_HEADER = 'x-helloworld-delay-ms';
+export const FAIL_CODE_HEADER = 'x-helloworld-fail-code';
+export const MAX_DELAY_MS = 5 * 60 * 1000;
+
+export interface FaultOptions {
+  sleepMs: number;
+  failRate: number;
+  failCode: number;
+}
+
+export interface Plan {
+  delayMs: number;
+  /** undefined: answer OK */
+  fail?: { code: number; details: string };
+}
+
+/** A bad override header: the call is answered INVALID_ARGUMENT with this message. */
+export class BadOverride extends Error {}
+
+export function planRequest(options: FaultOptions, metadata: Metadata, random: () => number = Math.random): Plan {
+  const delayHeader = first(metadata, DELAY_HEADER);
+  let delayMs = options.sleepMs;
+  if (delayHeader !== undefined) {
+    delayMs = Number(delayHeader);
+    if (!/^\s*\d+(\.\d+)?\s*$/.test(delayHeader)) {
+      throw new BadOverride(`${DELAY_HEADER}: want milliseconds, got ${JSON.stringify(delayHeader)}`);
+    }
+  }
+  delayMs = Math.min(delayMs, MAX_DELAY_MS);
+
+  const codeHeader = first(metadata, FAIL_CODE_HEADER);
+  if (codeHeader !== undefined) {
+    const code = parseStatusCode(codeHeader);
+    if (code === undefined) {
+      throw new BadOverride(`${FAIL_CODE_HEADER}: want a gRPC status code name or number, got ${JSON.stringify(codeHeader)}`);
+    }
+    return code === 0 ? { delayMs } : { delayMs, fail: { code, details: `failure requested by ${FAIL_CODE_HEADER}` } };
+  }
+  if (options.failRate > 0 && random() < options.failRate) {
+    return { delayMs, fail: { code: options.failCode, details: `injected failure (-fail_rate ${options.failRate})` } };
+  }
+  return { delayMs };
+}
+
+function first(metadata: Metadata, key: string): string | undefined {
+  const [value] = metadata.get(key);
+  return value === undefined ? undefined : String(value);
+}

@@ -1,0 +1,101 @@
+// The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown.
+// Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
+// signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
+import { hostname } from 'node:os';
+import { runMain } from '../cli.ts';
+import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
+import { parseStatusCode } from '../status.ts';
+import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
+import { jsonLineWriter } from './access-log.ts';
+import { startServer, type ServerOptions } from './server.ts';
+
+const ENV_PREFIX = 'HELLO_SERVER_';
+
+export const serverFlags = {
+  port: { kind: 'int', default: 10000, min: 0, max: 65535, describe: 'listen port (0 picks a free one)', arg: 'port' },
+  host: { kind: 'string', default: '', describe: 'listen address (default: all interfaces, IPv4 and IPv6)', arg: 'address' },
+  tls: { kind: 'boolean', describe: 'serve TLS (the bundled TEST-ONLY certificate unless -cert_file/-key_file)' },
+  cert_file: { kind: 'string', describe: 'PEM server certificate (chain)', arg: 'file' },
+  key_file: { kind: 'string', describe: 'PEM private key of -cert_file', arg: 'file' },
+  client_ca_file: { kind: 'string', describe: 'mTLS: require client certificates signed by these PEM roots', arg: 'file' },
+  sleep: { kind: 'seconds', default: 0, min: 0, max: 300, describe: 'wait this long before answering each SayHello' },
+  grace: { kind: 'seconds', default: 10, min: 0, describe: 'on SIGTERM/SIGINT, how long in-flight RPCs may take to finish' },
+  fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls answered with -fail_code', arg: '0..1' },
+  fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
+  access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
+} as const satisfies FlagTable;
+
+export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerOptions | 'help' {
+  const { flags, positionals, help } = parseFlags(serverFlags, argv, env, ENV_PREFIX);
+  if (help) return 'help';
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const failCode = parseStatusCode(flags.fail_code);
+  if (failCode === undefined || failCode === 0) {
+    throw new UsageError(`invalid value ${JSON.stringify(flags.fail_code)} for -fail_code: want a gRPC status code other than OK`);
+  }
+  if (!flags.tls && (flags.cert_file || flags.key_file || flags.client_ca_file)) {
+    throw new UsageError('-cert_file, -key_file and -client_ca_file need -tls');
+  }
+  return {
+    host: flags.host,
+    port: flags.port,
+    tls: flags.tls
+      ? {
+          ...(loadKeyPair(flags.cert_file, flags.key_file) ?? testServerKeyPair()),
+          ...(flags.client_ca_file ? { clientCa: loadRoots(flags.client_ca_file, 'client_ca_file') } : {}),
+        }
+      : undefined,
+    sleepMs: flags.sleep * 1000,
+    graceMs: flags.grace * 1000,
+    failRate: flags.fail_rate,
+    failCode,
+    hostname: hostname(),
+    accessLog: flags.access_log ? jsonLineWriter((line) => process.stdout.write(line)) : null,
+  };
+}
+
+function describeListen(options: ServerOptions, port: number): string {
+  const where = options.host ? `${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}` : `:${port}`;
+  const mode = !options.tls ? 'plaintext' : options.tls.clientCa ? 'TLS, client certificates required (mTLS)' : 'TLS';
+  return `Listening ${where} (${mode})`;
+}
+
+function listenError(err: unknown, options: ServerOptions): Error {
+  const text = String(err);
+  const where = `${options.host || ''}:${options.port}`;
+  if (/EADDRINUSE/.test(text)) return new Error(`cannot listen on ${where}: address already in use`);
+  if (/EACCES/.test(text)) return new Error(`cannot listen on ${where}: permission denied`);
+  if (/EADDRNOTAVAIL|ENOTFOUND|EAI_/.test(text)) return new Error(`cannot listen on ${where}: no such local address`);
+  return new Error(`cannot listen on ${where}: ${text.split('\n')[0]}`);
+}
+
+async function main(): Promise<number | undefined> {
+  const options = serverOptionsFromArgs(process.argv.slice(2), process.env);
+  if (options === 'help') {
+    process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX)}\n`);
+    return 0;
+  }
+  const server = await startServer(options).catch((err: unknown) => {
+    throw listenError(err, options);
+  });
+  process.stderr.write(`${describeListen(options, server.port)}\n`);
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      process.stderr.write(`${signal} again: forcing exit with ${server.inFlight()} RPCs in flight\n`);
+      server.forceShutdown();
+      process.exit(1);
+    }
+    process.stderr.write(`${signal}: NOT_SERVING, draining ${server.inFlight()} RPCs in flight (grace ${options.graceMs / 1000}s)\n`);
+    void server.shutdown(options.graceMs).then((clean) => {
+      process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return undefined; // keep serving
+}
+
+runMain('server', main);
