@@ -1,6 +1,7 @@
 // The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown.
 // Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
 // signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
+import { logVerbosity, setLogVerbosity } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { runMain } from '../cli.ts';
 import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
@@ -70,6 +71,8 @@ function listenError(err: unknown, options: ServerOptions): Error {
 }
 
 async function main(): Promise<number | undefined> {
+  // grpc-js writes its own error lines (e.g. on a failed bind) next to ours; GRPC_VERBOSITY brings them back.
+  if (!process.env.GRPC_VERBOSITY) setLogVerbosity(logVerbosity.NONE);
   const options = serverOptionsFromArgs(process.argv.slice(2), process.env);
   if (options === 'help') {
     process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX)}\n`);
@@ -88,7 +91,7 @@ async function main(): Promise<number | undefined> {
       process.exit(1);
     }
     process.stderr.write(`${signal}: NOT_SERVING, draining ${server.inFlight()} RPCs in flight (grace ${options.graceMs / 1000}s)\n`);
-    void server.shutdown(options.graceMs).then((clean) => {
+    void server.shutdown().then((clean) => {
       process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
       process.exit(0);
     });

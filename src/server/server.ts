@@ -22,6 +22,8 @@ export interface ServerOptions extends FaultOptions {
   port: number;
   tls?: ServerTls;
   hostname: string;
+  /** how long shutdown() lets in-flight RPCs finish by default */
+  graceMs: number;
   accessLog: ((entry: AccessLogEntry) => void) | null;
 }
 
@@ -34,7 +36,7 @@ export interface RunningServer {
    * Health goes NOT_SERVING, the listener closes and connections are told to go away (no new RPCs), and
    * the RPCs in flight finish. Resolves true when they all did within `graceMs`; false when some were cut.
    */
-  shutdown(graceMs: number): Promise<boolean>;
+  shutdown(graceMs?: number): Promise<boolean>;
   /** Ends every connection and call now. */
   forceShutdown(): void;
 }
@@ -62,7 +64,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = await bind(server, options.host, options.port, credentials);
 
   let shuttingDown: Promise<boolean> | undefined;
-  const shutdown = (graceMs: number) =>
+  const shutdown = (graceMs = options.graceMs) =>
     (shuttingDown ??= new Promise<boolean>((resolve) => {
       for (const service of HEALTH_SERVICES) health.setStatus(service, 'NOT_SERVING');
       const cut = setTimeout(() => {

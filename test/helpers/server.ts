@@ -18,6 +18,7 @@ export async function startTestServer(overrides: Partial<ServerOptions> & { useT
     sleepMs: 0,
     failRate: 0,
     failCode: 14,
+    graceMs: 10_000,
     hostname: hostname(),
     accessLog: (entry) => log.push(entry),
     ...(useTls ? { tls: testServerKeyPair() } : {}),
