@@ -14,9 +14,14 @@ export interface HelloReply {
   message: string;
 }
 
-export const helloworldPackage: PackageDefinition = loadFileDescriptorSetFromBuffer(
-  Buffer.from(descriptorSets['helloworld.proto']!, 'base64'),
-  { keepCase: true, defaults: true },
-);
+const load = (file: string): PackageDefinition =>
+  loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSets[file]!, 'base64'), { keepCase: true, defaults: true });
+
+export const helloworldPackage = load('helloworld.proto');
+
+/** What server reflection describes: the Greeter and the standard health service. */
+export function reflectedPackages(): PackageDefinition {
+  return { ...helloworldPackage, ...load('health/v1/health.proto') };
+}
 
 export const greeterService = helloworldPackage[GREETER_SERVICE] as ServiceDefinition;

@@ -3,7 +3,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { GREETER_SERVICE, greeterService, helloworldPackage } from '../proto.ts';
+import { GREETER_SERVICE, greeterService, reflectedPackages } from '../proto.ts';
 import { trackCalls, type AccessLogEntry } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
 import { greeterImplementation } from './greeter.ts';
@@ -51,7 +51,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'SERVING'])));
   health.addToServer(server);
-  new ReflectionService(helloworldPackage).addToServer(server);
+  new ReflectionService(reflectedPackages()).addToServer(server);
 
   const credentials = options.tls
     ? ServerCredentials.createSsl(
