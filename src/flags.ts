@@ -62,7 +62,19 @@ export function parseFlags<T extends FlagTable>(
 ): ParsedFlags<T> {
   const names = Object.keys(table);
   const booleans = names.filter((n) => table[n]!.kind === 'boolean');
-  const parsed = Parser.detailed([...argv], {
+  // yargs reads only `=true` as true for a boolean; Go also takes 1, t, T, TRUE, ...: keep those values ourselves.
+  const booleanValues = new Map<string, string>();
+  const rest: string[] = [];
+  for (const [i, arg] of argv.entries()) {
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--?([^=]+)=(.*)$/s.exec(arg);
+    if (m && booleans.includes(m[1]!)) booleanValues.set(m[1]!, m[2]!);
+    else rest.push(arg);
+  }
+  const parsed = Parser.detailed(rest, {
     boolean: [...booleans, ...HELP_FLAGS],
     string: names.filter((n) => table[n]!.kind !== 'boolean'),
     array: names.filter((n) => table[n]!.kind === 'list'),
@@ -81,7 +93,7 @@ export function parseFlags<T extends FlagTable>(
   for (const name of names) {
     const spec = table[name]!;
     const envName = `${envPrefix}${name.toUpperCase()}`;
-    let raw: unknown = given[name];
+    let raw: unknown = booleanValues.get(name) ?? given[name];
     let source = `-${name}`;
     // yargs-parser reports every declared boolean (false when absent): only argv tells whether it was given
     const onCommandLine = spec.kind === 'boolean' ? mentions(argv, name) : raw !== undefined;
