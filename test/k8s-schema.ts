@@ -14,6 +14,7 @@
 // here: apiVersion and kind pinned, metadata as Kubernetes' ObjectMeta (from the Deployment schema),
 // and no other top-level key.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { DataValidateFunction } from 'ajv/dist/types/index.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,7 +98,8 @@ function newAjv(): Ajv {
       const identity = (item: unknown): string =>
         listType === 'set' ? JSON.stringify(item) : JSON.stringify((keys as string[]).map((k) => (item as Record<string, unknown>)?.[k] ?? null));
       if (listType !== 'set' && listType !== 'map') throw new Error(`unknown x-kubernetes-list-type ${listType}`);
-      const validate = (items: unknown[]): boolean => {
+      const validate: DataValidateFunction = (items: unknown[]): boolean => {
+        validate.errors = undefined;
         const seen = new Set<string>();
         for (const item of items) {
           const id = identity(item);
@@ -109,7 +111,6 @@ function newAjv(): Ajv {
         }
         return true;
       };
-      validate.errors = null as null | Array<Partial<ErrorObject>>;
       return validate;
     },
   });
@@ -123,12 +124,11 @@ function newAjv(): Ajv {
         if (!check) throw new Error(`x-kubernetes-validations: CEL rule not supported here: ${rule}`);
         return { check, message: message ?? rule };
       });
-      const validate = (value: unknown): boolean => {
+      const validate: DataValidateFunction = (value: unknown): boolean => {
         const failed = checks.find(({ check }) => !check(value));
-        validate.errors = failed ? [{ keyword: 'x-kubernetes-validations', message: failed.message, params: {} }] : null;
+        validate.errors = failed ? [{ keyword: 'x-kubernetes-validations', message: failed.message, params: {} }] : undefined;
         return !failed;
       };
-      validate.errors = null as null | Array<Partial<ErrorObject>>;
       return validate;
     },
   });

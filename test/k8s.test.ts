@@ -1,0 +1,394 @@
+// k8s/: every kustomization builds offline, every rendered object (and every Istio scenario file) validates
+// against the vendored strict schemas, and the checks a schema cannot make hold: port names per variant,
+// probes that run the image's client with the server's TLS mode, termination longer than the drain, pod
+// security, explicit fault percentages, a fallback behind every matched route. Each check is a function
+// that returns problems, so the tests also show it catching a broken manifest.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RUNTIME_NODE } from '../scripts/image-layout.ts';
+import { STATUS_NAMES } from '../src/status.ts';
+import {
+  findKubectl,
+  isDeployment,
+  isService,
+  isVirtualService,
+  istioScenarios,
+  k8sDir,
+  kustomizations,
+  kustomize,
+  readYamlFile,
+  root,
+  type Deployment,
+  type Service,
+  type VirtualService,
+} from './k8s-manifests.ts';
+import { parseGoDuration, SchemaSet, type KubeObject } from './k8s-schema.ts';
+
+const kubectl = findKubectl();
+if (!kubectl) {
+  console.warn('k8s.test.ts: kubectl not found (PATH, /usr/bin, /usr/local/bin): SKIPPING the `kubectl kustomize` builds and the checks on rendered overlays');
+}
+
+const SERVICE = 'grpc-helloworld-service';
+const SERVER_DEPLOYMENT = 'grpc-helloworld-deployment';
+const CLIENT_DEPLOYMENT = 'grpc-client-deployment';
+const PORT = 10000;
+const DEFAULT_GRACE_S = 10; // the server's -grace default (issue 2, README)
+const CLIENT_DEADLINE_S = 1; // the client's -timeout default
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+const clone = <T>(value: T): T => structuredClone(value);
+
+interface ServerVariant {
+  tls: boolean;
+  portName: string;
+  appProtocol: string;
+  probe: 'exec' | 'grpc';
+}
+const SERVER_VARIANTS: Record<string, ServerVariant> = {
+  base: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec' },
+  plaintext: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec' },
+  'plaintext-grpc-probe': { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'grpc' },
+  tls: { tls: true, portName: 'tls', appProtocol: 'tls', probe: 'exec' },
+};
+
+/** Go-style flag value from argv: `-name v`, `-name=v`, `--name v`, `--name=v`. */
+function flagValue(argv: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--?([^=]+)(?:=(.*))?$/.exec(argv[i]!);
+    if (m?.[1] === name) return m[2] ?? argv[i + 1];
+  }
+  return undefined;
+}
+const hasFlag = (argv: readonly string[], name: string): boolean =>
+  argv.some((a) => a === `-${name}` || a === `--${name}` || /^--?([^=]+)=(true|1|t)$/i.exec(a)?.[1] === name);
+
+/** Kubernetes quantity to a number (cores or bytes). */
+function quantity(q: string): number {
+  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|k|M|G)?$/.exec(q);
+  if (!m) throw new Error(`unparsed quantity ${q}`);
+  const unit = { m: 1e-3, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, M: 1e6, G: 1e9 }[m[2] ?? ''] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+function podSecurityProblems(d: Deployment): string[] {
+  const problems: string[] = [];
+  const pod = d.spec.template.spec;
+  if (pod.securityContext?.runAsNonRoot !== true) problems.push(`${d.metadata.name}: pod runAsNonRoot is not true`);
+  if (!pod.securityContext?.runAsUser) problems.push(`${d.metadata.name}: pod runAsUser is not a non-zero uid`);
+  if (pod.securityContext?.seccompProfile?.type !== 'RuntimeDefault') problems.push(`${d.metadata.name}: seccompProfile is not RuntimeDefault`);
+  for (const c of pod.containers) {
+    const sc = c.securityContext;
+    if (sc?.allowPrivilegeEscalation !== false) problems.push(`${c.name}: allowPrivilegeEscalation is not false`);
+    if (sc?.readOnlyRootFilesystem !== true) problems.push(`${c.name}: readOnlyRootFilesystem is not true`);
+    if (!sc?.capabilities?.drop?.includes('ALL')) problems.push(`${c.name}: capabilities do not drop ALL`);
+    if (sc?.capabilities?.add?.length) problems.push(`${c.name}: adds capabilities`);
+    if (c.image !== `grpc-helloworld:${version}`) problems.push(`${c.name}: image ${c.image}, want grpc-helloworld:${version} (package.json)`);
+    const r = c.resources;
+    if (!r?.requests?.cpu || !r.requests.memory || !r.limits?.memory) problems.push(`${c.name}: needs cpu and memory requests and a memory limit`);
+    for (const res of ['cpu', 'memory']) {
+      const req = r?.requests?.[res];
+      const lim = r?.limits?.[res];
+      if (req && lim && quantity(req) > quantity(lim)) problems.push(`${c.name}: ${res} request ${req} above limit ${lim}`);
+    }
+  }
+  return problems;
+}
+
+function serverProblems(objects: readonly KubeObject[], variant: ServerVariant): string[] {
+  const problems: string[] = [];
+  const deployments = objects.filter(isDeployment);
+  const services = objects.filter(isService);
+  const d = deployments.find((o) => o.metadata.name === SERVER_DEPLOYMENT);
+  const svc = services.find((o) => o.metadata.name === SERVICE);
+  if (!d || !svc) return [`want Deployment/${SERVER_DEPLOYMENT} and Service/${SERVICE}`];
+  const pod = d.spec.template;
+  if (pod.metadata.labels.app !== 'grpc-helloworld' || d.spec.selector.matchLabels.app !== 'grpc-helloworld') problems.push('label app: grpc-helloworld');
+  if (!Object.entries(svc.spec.selector).every(([k, v]) => pod.metadata.labels[k] === v)) problems.push('Service selector does not select the pods');
+  if ((svc.spec.type ?? 'ClusterIP') !== 'ClusterIP') problems.push('Service type is not ClusterIP');
+
+  const [c, ...others] = pod.spec.containers;
+  if (!c || others.length > 0) return [...problems, 'want exactly one container'];
+  const command = [...(c.command ?? []), ...(c.args ?? [])];
+  if (command[0] !== '/server') problems.push(`command ${JSON.stringify(command)} does not run /server`);
+  if (hasFlag(command, 'tls') !== variant.tls) problems.push(`server ${variant.tls ? 'without' : 'with'} -tls`);
+  if (flagValue(command, 'port') !== undefined && Number(flagValue(command, 'port')) !== PORT) problems.push('server -port is not 10000');
+
+  const containerPort = c.ports?.find((p) => p.containerPort === PORT);
+  if (!containerPort) problems.push(`no containerPort ${PORT}`);
+  else if (containerPort.name !== variant.portName) problems.push(`container port named ${containerPort.name}, want ${variant.portName}`);
+  if (svc.spec.ports.length !== 1) problems.push('want one Service port');
+  const sp = svc.spec.ports[0];
+  if (sp) {
+    if (sp.port !== PORT || (sp.targetPort ?? sp.port) !== PORT) problems.push(`Service port ${sp.port} -> ${String(sp.targetPort)}, want ${PORT} -> ${PORT}`);
+    if (sp.name !== variant.portName) problems.push(`Service port named ${sp.name}, want ${variant.portName}`);
+    if (sp.appProtocol !== variant.appProtocol) problems.push(`Service appProtocol ${sp.appProtocol}, want ${variant.appProtocol}`);
+    // A port Istio reads as gRPC/HTTP in front of a TLS server breaks every call.
+    if (variant.tls && /^(grpc|http)/.test(`${sp.appProtocol ?? ''} ${sp.name ?? ''}`.trim())) problems.push('TLS server behind a port Istio parses as HTTP');
+  }
+
+  for (const which of ['readinessProbe', 'livenessProbe'] as const) {
+    const probe = c[which];
+    if (!probe) {
+      problems.push(`no ${which}`);
+      continue;
+    }
+    if (variant.probe === 'grpc') {
+      if (probe.grpc?.port !== PORT || probe.exec) problems.push(`${which}: want the native grpc probe on ${PORT}`);
+      if (variant.tls) problems.push(`${which}: the kubelet's grpc probe cannot do TLS`);
+      continue;
+    }
+    const argv = probe.exec?.command ?? [];
+    if (argv[0] !== '/client') problems.push(`${which}: ${JSON.stringify(argv)} does not run /client`);
+    if (hasFlag(argv, 'tls') !== variant.tls) problems.push(`${which}: ${JSON.stringify(argv)} ${variant.tls ? 'lacks' : 'has'} -tls (the server ${variant.tls ? 'has' : 'lacks'} it)`);
+    if (hasFlag(argv, 'health')) problems.push(`${which}: the Go image's probes call SayHello, not -health`);
+    const addr = flagValue(argv, 'server_addr') ?? `localhost:${PORT}`;
+    if (!/^(localhost|127\.0\.0\.1|\[::1\]):10000$/.test(addr)) problems.push(`${which}: probes must call localhost:${PORT} (bypassing the sidecar), not ${addr}`);
+    const deadline = Number(flagValue(argv, 'timeout') ?? CLIENT_DEADLINE_S);
+    if ((probe.timeoutSeconds ?? 1) <= deadline) problems.push(`${which}: timeoutSeconds ${probe.timeoutSeconds ?? 1} leaves no time for the client's cold start beyond its ${deadline} s deadline`);
+    if (!probe.periodSeconds || probe.periodSeconds < 5) problems.push(`${which}: a period under 5 s starts a Node process too often`);
+  }
+
+  const grace = Number(flagValue(command, 'grace') ?? DEFAULT_GRACE_S);
+  const preStop = c.lifecycle?.preStop?.sleep?.seconds ?? 0;
+  const tgps = pod.spec.terminationGracePeriodSeconds ?? 30;
+  if (!(tgps > grace + preStop)) problems.push(`terminationGracePeriodSeconds ${tgps} must exceed preStop ${preStop} s + -grace ${grace} s`);
+  return [...problems, ...podSecurityProblems(d)];
+}
+
+function clientProblems(objects: readonly KubeObject[]): string[] {
+  const d = objects.filter(isDeployment).find((o) => o.metadata.name === CLIENT_DEPLOYMENT);
+  if (!d) return [`want Deployment/${CLIENT_DEPLOYMENT}`];
+  const problems = podSecurityProblems(d);
+  const [c] = d.spec.template.spec.containers;
+  const argv = [...(c?.command ?? []), ...(c?.args ?? [])];
+  if (argv[0] !== RUNTIME_NODE || argv[1] !== '-e') problems.push(`client container runs ${JSON.stringify(argv)}, want the image's node (${RUNTIME_NODE}) idling`);
+  if (!/SIGTERM/.test(argv[2] ?? '')) problems.push('the idle process must exit on SIGTERM (as PID 1 it ignores it otherwise)');
+  if (c?.readinessProbe || c?.livenessProbe) problems.push('the idle client has nothing to probe');
+  return problems;
+}
+
+/** What every VirtualService of k8s/istio must satisfy beyond its schema. */
+function virtualServiceProblems(vs: VirtualService): string[] {
+  const problems: string[] = [];
+  if (vs.metadata.name !== 'grpc-helloworld-virtual-service') problems.push(`named ${vs.metadata.name}: every scenario uses grpc-helloworld-virtual-service, so one replaces another`);
+  if (JSON.stringify(vs.spec.hosts) !== JSON.stringify([SERVICE])) problems.push(`hosts ${JSON.stringify(vs.spec.hosts)}, want [${SERVICE}]`);
+  const http = vs.spec.http ?? [];
+  if (http.length === 0) problems.push('no http routes');
+  http.forEach((r, i) => {
+    const at = `http[${i}]${r.name ? ` (${r.name})` : ''}`;
+    if (!r.route?.length) problems.push(`${at}: no route`);
+    for (const dest of r.route ?? []) if (dest.destination.host !== SERVICE) problems.push(`${at}: routes to ${dest.destination.host}`);
+    if (r.match?.length && !http.slice(i + 1).some((later) => !later.match?.length)) {
+      problems.push(`${at}: matched route without a later catch-all route: unmatched calls would fail (no route)`);
+    }
+    for (const [kind, fault] of Object.entries(r.fault ?? {}) as Array<[string, { percentage?: { value?: number }; percent?: number }]>) {
+      if ('percent' in fault) problems.push(`${at}: fault.${kind}.percent is deprecated: use percentage.value`);
+      const value = fault.percentage?.value;
+      if (typeof value !== 'number') problems.push(`${at}: fault.${kind} without an explicit percentage.value (omitted means 0 %)`);
+      else if (!(value > 0 && value <= 100)) problems.push(`${at}: fault.${kind} percentage ${value} outside (0, 100]`);
+    }
+    const delay = r.fault?.delay;
+    if (delay && (delay.fixedDelay === undefined || (parseGoDuration(delay.fixedDelay) ?? 0) < 1e6)) problems.push(`${at}: fixedDelay ${String(delay.fixedDelay)}`);
+    const abort = r.fault?.abort;
+    if (abort && (typeof abort.grpcStatus !== 'string' || !(STATUS_NAMES as readonly string[]).includes(abort.grpcStatus) || abort.grpcStatus === 'OK')) {
+      problems.push(`${at}: grpcStatus ${JSON.stringify(abort.grpcStatus)} is not a gRPC status name`);
+    }
+  });
+  return problems;
+}
+
+/** The scenarios and what each one does; a new file in k8s/istio needs a row here (and in the e2e). */
+const SCENARIOS: Record<string, Array<{ match?: unknown; delay?: [string, number]; abort?: [string, number] }>> = {
+  delay: [{ delay: ['3s', 100] }],
+  abort: [{ abort: ['UNAVAILABLE', 100] }],
+  'header-delay': [{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], delay: ['3s', 100] }, {}],
+  'percent-delay': [{ delay: ['3s', 50] }],
+};
+
+function scenarioShape(vs: VirtualService): unknown {
+  return vs.spec.http.map((r) => ({
+    ...(r.match ? { match: r.match } : {}),
+    ...(r.fault?.delay ? { delay: [r.fault.delay.fixedDelay, r.fault.delay.percentage?.value] } : {}),
+    ...(r.fault?.abort ? { abort: [r.fault.abort.grpcStatus, r.fault.abort.percentage?.value] } : {}),
+  }));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+let schemas: SchemaSet;
+beforeAll(() => {
+  schemas = new SchemaSet();
+});
+
+describe('vendored schemas', () => {
+  it('are the files test/schemas/README.md lists, byte for byte', () => {
+    const readme = readFileSync(join(root, 'test/schemas/README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| ([\w.-]+\.json) \| (\d+) \| ([0-9a-f]{40}) \| ([0-9a-f]{64}) \|$/gm)];
+    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json']);
+    for (const [, file, bytes, , sha256] of rows) {
+      const data = readFileSync(join(root, 'test/schemas', file!));
+      expect({ file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') }).toEqual({ file, bytes: Number(bytes), sha256 });
+    }
+  });
+});
+
+describe('Istio scenarios (k8s/istio/*.yaml, each usable on its own)', () => {
+  const files = istioScenarios();
+
+  it('are exactly the known scenarios', () => {
+    expect(Object.keys(files).sort()).toEqual(Object.keys(SCENARIOS).sort());
+  });
+
+  it.each(Object.keys(SCENARIOS))('%s.yaml: one VirtualService, schema-valid, with the fault it is named for', (name) => {
+    const objects = readYamlFile(files[name]!);
+    expect(objects).toHaveLength(1);
+    const vs = objects[0]!;
+    expect(schemas.validate(vs)).toEqual([]);
+    expect(isVirtualService(vs)).toBe(true);
+    expect(virtualServiceProblems(vs as VirtualService)).toEqual([]);
+    expect(scenarioShape(vs as VirtualService)).toEqual(SCENARIOS[name]);
+  });
+
+  it('the checks catch what users get wrong', () => {
+    const [delay] = readYamlFile(files.delay!) as [VirtualService];
+    const [headerDelay] = readYamlFile(files['header-delay']!) as [VirtualService];
+
+    // `percent:` for `percentage:` -- rejected by the schema where it is unknown (abort) or mistyped (delay),
+    const abortTypo = readYamlFile(files.abort!)[0] as VirtualService;
+    const abort = abortTypo.spec.http[0]!.fault!.abort! as Record<string, unknown>;
+    abort.percent = abort.percentage;
+    delete abort.percentage;
+    expect(schemas.validate(abortTypo)).toContain('VirtualService/grpc-helloworld-virtual-service: /spec/http/0/fault/abort must NOT have additional properties: "percent"');
+    const delayTypo = clone(delay);
+    const d = delayTypo.spec.http[0]!.fault!.delay! as Record<string, unknown>;
+    d.percent = d.percentage;
+    delete d.percentage;
+    expect(schemas.validate(delayTypo).join('\n')).toMatch(/\/fault\/delay\/percent must be integer/);
+    // and where it is the deprecated integer field (schema-valid), by the semantic check.
+    d.percent = 100;
+    expect(schemas.validate(delayTypo)).toEqual([]);
+    expect(virtualServiceProblems(delayTypo)).toEqual([
+      'http[0] (delay-all): fault.delay.percent is deprecated: use percentage.value',
+      'http[0] (delay-all): fault.delay without an explicit percentage.value (omitted means 0 %)',
+    ]);
+
+    const unknownTop = { ...clone(delay), specs: {} };
+    expect(schemas.validate(unknownTop)).toEqual(['VirtualService/grpc-helloworld-virtual-service: / must NOT have additional properties: "specs"']);
+    const wrongApi = { ...clone(delay), apiVersion: 'networking.istio.io/v2' };
+    expect(schemas.validate(wrongApi)[0]).toMatch(/no vendored schema/);
+
+    const noUnit = clone(delay);
+    noUnit.spec.http[0]!.fault!.delay!.fixedDelay = '3';
+    expect(schemas.validate(noUnit)).toEqual(['VirtualService/grpc-helloworld-virtual-service: /spec/http/0/fault/delay/fixedDelay must be a valid duration greater than 1ms']);
+
+    const numericStatus = readYamlFile(files.abort!)[0] as VirtualService;
+    (numericStatus.spec.http[0]!.fault!.abort as Record<string, unknown>).grpcStatus = 14;
+    expect(schemas.validate(numericStatus)).toContain('VirtualService/grpc-helloworld-virtual-service: /spec/http/0/fault/abort/grpcStatus must be string');
+    (numericStatus.spec.http[0]!.fault!.abort as Record<string, unknown>).grpcStatus = 'UNAVAILABLE_';
+    expect(virtualServiceProblems(numericStatus)).toEqual(['http[0] (abort-all): grpcStatus "UNAVAILABLE_" is not a gRPC status name']);
+
+    const noFallback = clone(headerDelay);
+    noFallback.spec.http.pop();
+    expect(schemas.validate(noFallback)).toEqual([]);
+    expect(virtualServiceProblems(noFallback)).toEqual([
+      'http[0] (delay-jason): matched route without a later catch-all route: unmatched calls would fail (no route)',
+    ]);
+
+    const noPercentage = clone(delay);
+    delete noPercentage.spec.http[0]!.fault!.delay!.percentage;
+    expect(virtualServiceProblems(noPercentage)).toEqual(['http[0] (delay-all): fault.delay without an explicit percentage.value (omitted means 0 %)']);
+  });
+});
+
+describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () => {
+  const dirs = kustomizations();
+  const rendered: Record<string, KubeObject[]> = {};
+  beforeAll(() => {
+    for (const dir of dirs) rendered[dir] = kustomize(kubectl!, dir);
+  });
+
+  it('include the documented ones', () => {
+    expect(dirs).toEqual(expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'tls', 'client', 'istio']));
+  });
+
+  it.each(dirs)('k8s/%s renders objects that all validate against the strict schemas', (dir) => {
+    expect(rendered[dir]!.length).toBeGreaterThan(0);
+    expect(rendered[dir]!.flatMap((o) => schemas.validate(o))).toEqual([]);
+  });
+
+  it.each(Object.keys(SERVER_VARIANTS))('k8s/%s: the server variant holds together', (dir) => {
+    expect(serverProblems(rendered[dir]!, SERVER_VARIANTS[dir]!)).toEqual([]);
+  });
+
+  it('k8s/client: an idle pod of the same image to kubectl exec into', () => {
+    expect(rendered.client!.map((o) => `${String(o.kind)}/${String(o.metadata?.name)}`)).toEqual([`Deployment/${CLIENT_DEPLOYMENT}`]);
+    expect(clientProblems(rendered.client!)).toEqual([]);
+  });
+
+  it('k8s/istio applies the delay scenario, exactly as k8s/istio/delay.yaml has it', () => {
+    expect(rendered.istio).toEqual(readYamlFile(istioScenarios().delay!));
+  });
+
+  it('the checks catch a broken variant', () => {
+    const tls = rendered.tls!.map(clone);
+    const dep = tls.find(isDeployment)!;
+    const c = dep.spec.template.spec.containers[0]!;
+    c.readinessProbe!.exec!.command = ['/client'];
+    dep.spec.template.spec.terminationGracePeriodSeconds = 10;
+    tls.find(isService)!.spec.ports[0]!.name = 'grpc';
+    expect(serverProblems(tls, SERVER_VARIANTS.tls!)).toEqual([
+      'Service port named grpc, want tls',
+      'readinessProbe: ["/client"] lacks -tls (the server has it)',
+      'terminationGracePeriodSeconds 10 must exceed preStop 5 s + -grace 10 s',
+    ]);
+
+    const plain = rendered.plaintext!.map(clone);
+    const pc = plain.find(isDeployment)!.spec.template.spec.containers[0]!;
+    pc.command = ['/server', '-grace', '30'];
+    pc.livenessProbe!.timeoutSeconds = 1;
+    pc.securityContext!.readOnlyRootFilesystem = false;
+    expect(serverProblems(plain, SERVER_VARIANTS.plaintext!)).toEqual([
+      'livenessProbe: timeoutSeconds 1 leaves no time for the client\'s cold start beyond its 1 s deadline',
+      'terminationGracePeriodSeconds 20 must exceed preStop 5 s + -grace 30 s',
+      'helloworld: readOnlyRootFilesystem is not true',
+    ]);
+
+    // unknown fields in a Deployment are rejected, at any depth
+    const typo = clone(rendered.plaintext!.find(isDeployment)!) as Deployment & { spec: Record<string, unknown> };
+    (typo.spec.template.spec.containers[0] as unknown as Record<string, unknown>).readinessprobe = {};
+    typo.spec.replica = 2;
+    expect(schemas.validate(typo)).toEqual([
+      'Deployment/grpc-helloworld-deployment: /spec must NOT have additional properties: "replica"',
+      'Deployment/grpc-helloworld-deployment: /spec/template/spec/containers/0 must NOT have additional properties: "readinessprobe"',
+    ]);
+    const dupPort = clone(rendered.plaintext!.find(isDeployment)!);
+    const ports = dupPort.spec.template.spec.containers[0]!.ports!;
+    ports.push({ ...ports[0]!, name: 'again' });
+    expect(schemas.validate(dupPort)).toEqual([
+      'Deployment/grpc-helloworld-deployment: /spec/template/spec/containers/0/ports duplicate entry [10000,"TCP"] in a list of type map',
+    ]);
+  });
+});
+
+it('k8s/ has no stray YAML outside the kustomizations and scenarios', () => {
+  // every YAML file is reachable: a kustomization, a resource a kustomization lists, or an Istio scenario
+  const listed = new Set<string>();
+  for (const dir of kustomizations()) {
+    const [k] = readYamlFile(join(k8sDir, dir, 'kustomization.yaml')) as Array<{ resources?: string[] }>;
+    listed.add(join(k8sDir, dir, 'kustomization.yaml'));
+    for (const r of k?.resources ?? []) if (r.endsWith('.yaml')) listed.add(join(k8sDir, dir, r));
+  }
+  for (const file of Object.values(istioScenarios())) listed.add(file);
+  const all: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.ya?ml$/.test(entry.name)) all.push(path);
+    }
+  };
+  walk(k8sDir);
+  expect(all.filter((f) => !listed.has(f))).toEqual([]);
+});
