@@ -1,0 +1,253 @@
+// HAProxy playing the client's Istio sidecar for the local e2e: a real HTTP/2 proxy whose configuration is
+// rendered from a VirtualService model (virtual-service.ts), so a change to k8s/istio/*.yaml changes what
+// the local e2e checks.
+//
+// What Envoy's fault filter does, and how it is rendered (HAProxy 2.6, Lua 5.3):
+// - route selection: the first route whose match fits sets `txn.route`; none fitting -> Envoy's "no route"
+//   (NR) local reply, which a gRPC client sees as UNIMPLEMENTED (HTTP 404 mapped) without grpc-message;
+// - delay `fixedDelay` -> `lua.delay MS` (core.msleep yields: delayed calls do not serialise), applied
+//   before the call is forwarded, so it reaches the server late; a call whose client gives up during the
+//   delay is never forwarded (as with Envoy);
+// - abort -> a trailers-only local reply (`:status 200`, `content-type: application/grpc`, `grpc-status`,
+//   `grpc-message: fault filter abort`), never forwarded; `httpStatus` is mapped to a gRPC status as Envoy
+//   maps its local replies to gRPC calls (503 -> UNAVAILABLE, ...);
+// - `percentage.value` -> `rand(1000000) lt value*10000` (Envoy's per-million fraction), drawn
+//   independently for delay and abort; omitted = 0 % = never;
+// - a port named `tls` -> a `mode tcp` frontend: opaque bytes, the routes and faults do not apply.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { statusName } from '../src/status.ts';
+import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
+
+/** The Lua half of the fault filter: a delay that yields instead of blocking HAProxy's thread. */
+export const FAULT_LUA = `core.register_action("delay", {"http-req"}, function(txn, ms) core.msleep(tonumber(ms)) end, 1)\n`;
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface FrontendSpec {
+  name: string;
+  listen: Endpoint;
+  /** the Service port's protocol as Istio reads its name: `grpc` is parsed (L7), `tls` is opaque TCP */
+  protocol: 'grpc' | 'tls';
+  backend: Endpoint;
+  /** the VirtualService in force; none = the baseline (the VirtualService deleted) */
+  virtualService?: VirtualServiceModel;
+}
+
+const PER_MILLION = 1_000_000;
+
+/** HAProxy's strong quoting: nothing inside single quotes is interpreted (the reader rejects `'`). */
+const quote = (s: string) => `'${s}'`;
+
+function stringAcl(fetch: string, m: StringMatch, ignoreCase = false): string {
+  const i = ignoreCase ? '-i ' : '';
+  switch (m.kind) {
+    case 'exact':
+      return `{ ${fetch} ${i}-m str -- ${quote(m.value)} }`;
+    case 'prefix':
+      return `{ ${fetch} ${i}-m beg -- ${quote(m.value)} }`;
+    case 'regex': // Envoy's safe_regex matches the whole value; HAProxy's -m reg searches: anchor it
+      return `{ ${fetch} ${i}-m reg -- ${quote(`^(?:${m.value})$`)} }`;
+    case 'present':
+      return `{ ${fetch.replace(/^req\.fhdr\(/, 'req.hdr_cnt(')} gt 0 }`;
+  }
+}
+
+/** One match entry as an HAProxy condition: its ACLs side by side are ANDed. */
+function conditionAcls(c: MatchCondition): string[] {
+  const acls: string[] = [];
+  if (c.uri) acls.push(stringAcl('path', c.uri, c.ignoreUriCase));
+  if (c.method) acls.push(stringAcl('method', c.method));
+  for (const h of c.headers) {
+    // req.fhdr: the whole value (req.hdr would split it at commas); Envoy compares the whole value too
+    const acl = stringAcl(`req.fhdr(${h.name})`, h.match);
+    acls.push(h.negate ? `!${acl}` : acl);
+  }
+  return acls;
+}
+
+function describeMatch(c: MatchCondition): string {
+  const parts: string[] = [];
+  const d = (m: StringMatch) => (m.kind === 'present' ? 'present' : `${m.kind} ${JSON.stringify(m.value)}`);
+  if (c.uri) parts.push(`uri ${d(c.uri)}${c.ignoreUriCase ? ' (any case)' : ''}`);
+  if (c.method) parts.push(`method ${d(c.method)}`);
+  for (const h of c.headers) parts.push(`${h.negate ? 'without ' : ''}header ${h.name} ${d(h.match)}`);
+  return parts.join(' and ');
+}
+
+const perMillion = (percent: number) => Math.round(percent * (PER_MILLION / 100));
+
+function renderFaultRules(vs: VirtualServiceModel): string[] {
+  const lines: string[] = [`    # VirtualService ${vs.name} (${vs.file}), hosts ${vs.hosts.join(', ')}`];
+  const unrouted = '!{ var(txn.route) -m found }';
+  vs.routes.forEach((route, i) => {
+    if (route.match === null) {
+      lines.push(`    # route ${i} ${JSON.stringify(route.name)}: every call`);
+      lines.push(`    http-request set-var(txn.route) int(${i}) if ${unrouted}`);
+    } else {
+      lines.push(`    # route ${i} ${JSON.stringify(route.name)}: ${route.match.map(describeMatch).join(', or ')}`);
+      const alternatives = route.match.map((c) => [unrouted, ...conditionAcls(c)].join(' '));
+      lines.push(`    http-request set-var(txn.route) int(${i}) if ${alternatives.join(' || ')}`);
+    }
+  });
+  if (!vs.hasCatchAll) {
+    lines.push('    # no route matched: Envoy answers NR (404), which a gRPC client sees as UNIMPLEMENTED');
+    lines.push(`    http-request set-var(txn.grpc_local) bool(true) if ${unrouted}`);
+    lines.push(`    http-request return status 200 hdr grpc-status 12 if ${unrouted}`);
+  }
+  vs.routes.forEach((route, i) => {
+    const onRoute = `{ var(txn.route) -m int ${i} }`;
+    const { delay, abort } = route.fault;
+    if (delay) {
+      if (delay.percent <= 0) {
+        lines.push(`    # route ${i}: delay ${delay.ms}ms at 0 % (percentage omitted or 0): never applied`);
+      } else {
+        lines.push(`    # route ${i}: delay ${delay.ms}ms for ${delay.percent} % of calls (response flag DI)`);
+        lines.push(`    http-request lua.delay ${Math.round(delay.ms)} if ${onRoute} { rand(${PER_MILLION}) lt ${perMillion(delay.percent)} }`);
+      }
+    }
+    if (abort) {
+      if (abort.percent <= 0) {
+        lines.push(`    # route ${i}: abort (${abort.from}) at 0 % (percentage omitted or 0): never applied`);
+      } else {
+        lines.push(
+          `    # route ${i}: abort ${abort.from} -> grpc-status ${abort.grpcStatus} ${statusName(abort.grpcStatus)} for ${abort.percent} % of calls (response flag FI)`,
+        );
+        lines.push(`    http-request set-var(txn.grpc_local) bool(true) if ${onRoute} { rand(${PER_MILLION}) lt ${perMillion(abort.percent)} }`);
+        lines.push(
+          `    http-request return status 200 hdr grpc-status ${abort.grpcStatus} hdr grpc-message "fault filter abort" if ${onRoute} { var(txn.grpc_local) -m bool }`,
+        );
+      }
+    }
+  });
+  // a local reply to a gRPC call is a gRPC response: trailers-only, with gRPC's content type
+  lines.push('    http-after-response set-header content-type application/grpc if { var(txn.grpc_local) -m bool }');
+  return lines;
+}
+
+export interface RenderOptions {
+  luaFile: string;
+  frontends: FrontendSpec[];
+}
+
+/** The whole haproxy.cfg: one frontend per spec, each with its own backend. */
+export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): string {
+  const out: string[] = [
+    '# Rendered by e2e/haproxy.ts: HAProxy as the client-side Istio sidecar of the local e2e.',
+    'global',
+    `    lua-load ${quote(luaFile)}`,
+    // the percentage scenario sends 100 calls at once on one connection (HAProxy's default limit is 100)
+    '    tune.h2.max-concurrent-streams 256',
+    '    maxconn 4096',
+    'defaults',
+    '    timeout connect 2s',
+    '    timeout client 60s',
+    '    timeout server 60s',
+  ];
+  for (const f of frontends) {
+    if (!/^[a-z][a-z0-9_]*$/.test(f.name)) throw new Error(`frontend name ${f.name}: use [a-z0-9_]`);
+    out.push('', `frontend ${f.name}`);
+    if (f.protocol === 'tls') {
+      out.push('    # a "tls" port: the sidecar proxies opaque TCP, VirtualService http routes (and faults) do not apply');
+      out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
+      if (f.virtualService) out.push(`    # (VirtualService ${f.virtualService.name} is in force, and has nothing to act on here)`);
+    } else {
+      out.push('    mode http', `    bind ${f.listen.host}:${f.listen.port} proto h2`);
+      if (f.virtualService) out.push(...renderFaultRules(f.virtualService));
+      else out.push('    # baseline: no VirtualService');
+    }
+    out.push(`    default_backend ${f.name}_backend`);
+    out.push('', `backend ${f.name}_backend`);
+    if (f.protocol === 'tls') {
+      out.push('    mode tcp', `    server s1 ${f.backend.host}:${f.backend.port}`);
+    } else {
+      // 'proto h2' is required: otherwise HAProxy speaks HTTP/1.1 to the gRPC server (-> 502)
+      out.push('    mode http', `    server s1 ${f.backend.host}:${f.backend.port} proto h2`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The haproxy binary: on PATH, or in the sbin directories a non-root PATH may lack; undefined if absent. */
+export function findHaproxy(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  return dirs.filter(Boolean).map((d) => join(d, 'haproxy')).find((p) => existsSync(p));
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (the caller retries if someone takes it meanwhile). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function accepts(ep: Endpoint): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(ep.port, ep.host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface RunningHaproxy {
+  child: ChildProcess;
+  config: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+export class HaproxyBindError extends Error {}
+
+/** Runs `haproxy -db` (foreground) on the rendered config and waits until every frontend accepts connections. */
+export async function startHaproxy(options: RenderOptions & { binary?: string }): Promise<RunningHaproxy> {
+  const binary = options.binary ?? findHaproxy();
+  if (!binary) throw new Error('haproxy not found (apt-get install haproxy; .ci/run installs it)');
+  const dir = await mkdtemp(join(tmpdir(), 'e2e-haproxy-'));
+  const luaFile = join(dir, 'fault.lua');
+  const config = renderHaproxyConfig({ ...options, luaFile });
+  await writeFile(luaFile, FAULT_LUA);
+  await writeFile(join(dir, 'haproxy.cfg'), config);
+  const child = spawn(binary, ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = once(child, 'close');
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const stop = async () => {
+    if (!gone) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  for (const f of options.frontends) {
+    while (!(await accepts(f.listen))) {
+      if (gone || Date.now() > deadline) {
+        await stop();
+        const why = `haproxy did not start: ${output.trim() || '(no output)'}`;
+        throw /cannot bind socket/.test(output) ? new HaproxyBindError(why) : new Error(why);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { child, config, output: () => output, stop };
+}
