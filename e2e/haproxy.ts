@@ -214,7 +214,7 @@ export interface RunningHaproxy {
 export class HaproxyBindError extends Error {}
 
 /** Runs `haproxy -db` (foreground) on the rendered config and waits until every frontend accepts connections. */
-export async function startHaproxy(options: RenderOptions & { binary?: string }): Promise<RunningHaproxy> {
+export async function startHaproxy(options: Omit<RenderOptions, 'luaFile'> & { binary?: string }): Promise<RunningHaproxy> {
   const binary = options.binary ?? findHaproxy();
   if (!binary) throw new Error('haproxy not found (apt-get install haproxy; .ci/run installs it)');
   const dir = await mkdtemp(join(tmpdir(), 'e2e-haproxy-'));
