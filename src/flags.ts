@@ -1,8 +1,10 @@
 // Go-style flags for both programs: `-flag value`, `-flag=value` and `--flag` all work, `-tls` is one flag
 // (not -t -l -s), a repeated flag keeps its last value (a list flag keeps them all), and every flag can also
 // come from an environment variable (`<PREFIX><FLAG IN CAPITALS>`); a flag on the command line wins.
-// Parsing is yargs' own parser (yargs/helpers), configured to behave like Go's flag package.
-import { Parser } from 'yargs/helpers';
+// Parsing is yargs' own parser (yargs-parser, imported directly: `yargs/helpers` re-exports it but also loads
+// yargs' platform shims -- cliui, y18n, assert, util --, which cost a probe ~50 ms of CPU at every start),
+// configured to behave like Go's flag package.
+import Parser from 'yargs-parser';
 
 export type FlagKind = 'boolean' | 'string' | 'list' | 'number' | 'int' | 'seconds';
 
