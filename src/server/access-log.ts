@@ -47,6 +47,15 @@ export function trackCalls(log: ((entry: AccessLogEntry) => void) | null): CallT
         duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
       });
     };
+    // grpc-js answers some calls itself, below the interceptors: a message over the receive limit
+    // (RESOURCE_EXHAUSTED), one that does not decompress or deserialize or a malformed grpc-timeout
+    // (INTERNAL), a passed deadline. It then reports them to the interceptors only as cancelled, so log the
+    // status it really sent (`call` is grpc-js' own call object, whose internal answers go through this).
+    const sendStatus = call.sendStatus.bind(call);
+    call.sendStatus = (status) => {
+      finish(status.code, status.details);
+      sendStatus(status);
+    };
     return new ServerInterceptingCall(call, {
       start(next) {
         next({
