@@ -7,7 +7,7 @@
 //   (NR) local reply, which a gRPC client sees as UNIMPLEMENTED (HTTP 404 mapped) without grpc-message;
 // - delay `fixedDelay` -> `lua.delay MS` (core.msleep yields: delayed calls do not serialise), applied
 //   before the call is forwarded, so it reaches the server late; a call whose client gives up during the
-//   delay is never forwarded (as with Envoy);
+//   delay (RST_STREAM, or a closed connection) is never forwarded, as with Envoy;
 // - abort -> a trailers-only local reply (`:status 200`, `content-type: application/grpc`, `grpc-status`,
 //   `grpc-message: fault filter abort`), never forwarded; `httpStatus` is mapped to a gRPC status as Envoy
 //   maps its local replies to gRPC calls (503 -> UNAVAILABLE, ...);
@@ -25,7 +25,14 @@ import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
 
 /** The Lua half of the fault filter: a delay that yields instead of blocking HAProxy's thread. */
-export const FAULT_LUA = `core.register_action("delay", {"http-req"}, function(txn, ms) core.msleep(tonumber(ms)) end, 1)\n`;
+// After the sleep it marks the call: when the client goes away during the sleep (deadline, exit), HAProxy
+// cuts the action short ("aborting Lua processing") and, for a closed connection, would still forward the
+// call at once; the missing mark lets the next rule drop it instead, as Envoy does.
+export const FAULT_LUA = `core.register_action("delay", {"http-req"}, function(txn, ms)
+  core.msleep(tonumber(ms))
+  txn:set_var("txn.delay_done", true)
+end, 1)
+`;
 
 export interface Endpoint {
   host: string;
@@ -111,7 +118,10 @@ function renderFaultRules(vs: VirtualServiceModel): string[] {
         lines.push(`    # route ${i}: delay ${delay.ms}ms at 0 % (percentage omitted or 0): never applied`);
       } else {
         lines.push(`    # route ${i}: delay ${delay.ms}ms for ${delay.percent} % of calls (response flag DI)`);
-        lines.push(`    http-request lua.delay ${Math.round(delay.ms)} if ${onRoute} { rand(${PER_MILLION}) lt ${perMillion(delay.percent)} }`);
+        lines.push(`    http-request set-var(txn.delay) bool(true) if ${onRoute} { rand(${PER_MILLION}) lt ${perMillion(delay.percent)} }`);
+        lines.push(`    http-request lua.delay ${Math.round(delay.ms)} if ${onRoute} { var(txn.delay) -m bool }`);
+        lines.push('    # the client went away during the delay: never forward the call (nobody is left to get the answer)');
+        lines.push(`    http-request deny deny_status 503 if ${onRoute} { var(txn.delay) -m bool } !{ var(txn.delay_done) -m bool }`);
       }
     }
     if (abort) {
@@ -151,6 +161,9 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
     '    timeout connect 2s',
     '    timeout client 60s',
     '    timeout server 60s',
+    // A client that gives up while its call is held by the delay: Envoy never forwards it. Besides the
+    // delay's mark (FAULT_LUA), do not send a request whose client has gone to the server.
+    '    option abortonclose',
   ];
   for (const f of frontends) {
     if (!/^[a-z][a-z0-9_]*$/.test(f.name)) throw new Error(`frontend name ${f.name}: use [a-z0-9_]`);

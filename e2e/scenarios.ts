@@ -37,8 +37,8 @@ export interface Scenario {
   /** file under k8s/istio/ */
   virtualService: string;
   calls: Call[];
-  /** the call polled (kind) after a VirtualService change until 3 consecutive runs show its effect */
-  probe: number;
+  /** the call kind polls after a VirtualService change until 3 consecutive runs show its effect (default: the first) */
+  probe?: Call;
 }
 
 /** -count and -concurrency of the percentage scenario (kind polls with the smaller batch). */
@@ -51,7 +51,6 @@ export const scenarios: Scenario[] = [
     summary: 'fixedDelay, deadline long enough: OK, and latency at least the delay',
     virtualService: 'delay.yaml',
     calls: [{ label: 'delayed, -timeout 10', port: 'grpc', args: ['-timeout', '10'], expectFlags: true, shows: 'delay' }],
-    probe: 0,
   },
   {
     name: 'delay-deadline',
@@ -61,7 +60,6 @@ export const scenarios: Scenario[] = [
       { label: 'deadline first, -timeout 1 (exit code)', port: 'grpc', args: ['-timeout', '1'], expectFlags: false, shows: 'deadline' },
       { label: 'deadline first, -timeout 1 (-expect_*)', port: 'grpc', args: ['-timeout', '1'], expectFlags: true, shows: 'deadline' },
     ],
-    probe: 0,
   },
   {
     name: 'abort',
@@ -71,7 +69,6 @@ export const scenarios: Scenario[] = [
       { label: 'aborted (exit code)', port: 'grpc', args: ['-timeout', '10'], expectFlags: false, shows: 'abort' },
       { label: 'aborted (-expect_*)', port: 'grpc', args: ['-timeout', '10'], expectFlags: true, shows: 'abort' },
     ],
-    probe: 0,
   },
   {
     name: 'header-delay',
@@ -82,7 +79,6 @@ export const scenarios: Scenario[] = [
       { label: 'without the header', port: 'grpc', args: ['-timeout', '10'], expectFlags: true, shows: 'no-delay' },
       { label: "with -H 'end-user: alice'", port: 'grpc', args: ['-timeout', '10', '-H', 'end-user: alice'], expectFlags: true, shows: 'no-delay' },
     ],
-    probe: 0,
   },
   {
     name: 'percent-delay',
@@ -96,15 +92,15 @@ export const scenarios: Scenario[] = [
         expectFlags: true,
         shows: 'percent-delay',
       },
-      {
-        label: `${PERCENT_PROBE_CALLS} calls at once (kind's probe)`,
-        port: 'grpc',
-        args: ['-timeout', '10', '-count', String(PERCENT_PROBE_CALLS), '-concurrency', String(PERCENT_PROBE_CALLS)],
-        expectFlags: true,
-        shows: 'percent-delay',
-      },
     ],
-    probe: 1,
+    // kind polls with a smaller batch until the VirtualService is in force (both groups present)
+    probe: {
+      label: `${PERCENT_PROBE_CALLS} calls at once (kind's probe)`,
+      port: 'grpc',
+      args: ['-timeout', '10', '-count', String(PERCENT_PROBE_CALLS), '-concurrency', String(PERCENT_PROBE_CALLS)],
+      expectFlags: true,
+      shows: 'percent-delay',
+    },
   },
   {
     name: 'tls-passthrough',
@@ -114,7 +110,6 @@ export const scenarios: Scenario[] = [
       { label: 'plaintext control (port grpc)', port: 'grpc', args: ['-timeout', '10'], expectFlags: true, shows: 'delay' },
       { label: 'TLS (port tls)', port: 'tls', args: ['-timeout', '10'], expectFlags: true, shows: 'passthrough' },
     ],
-    probe: 1,
   },
 ];
 
@@ -447,6 +442,7 @@ export function checkCall(p: Prediction, run: ClientRun): CallOutcome {
 /** A server access-log entry (the fields these checks read). */
 export interface ServerLogEntry {
   time: string;
+  peer: string;
   method: string;
   authority: string;
   status: string;
@@ -481,13 +477,26 @@ export function checkServer(p: Prediction, entries: ServerLogEntry[], requests: 
 }
 
 /** Every scenario with the VirtualService it reads and its predictions; throws ScenarioError/UnsupportedVirtualService. */
-export function planScenarios(only?: readonly string[]): { scenario: Scenario; vs: VirtualServiceModel; predictions: Prediction[] }[] {
+export interface ScenarioPlan {
+  scenario: Scenario;
+  vs: VirtualServiceModel;
+  predictions: Prediction[];
+  /** what kind polls for after applying the VirtualService */
+  probe: Prediction;
+}
+
+export function planScenarios(only?: readonly string[]): ScenarioPlan[] {
   const unknown = (only ?? []).filter((n) => !scenarios.some((s) => s.name === n));
   if (unknown.length > 0) throw new ScenarioError(`unknown scenario ${unknown.join(', ')} (known: ${scenarios.map((s) => s.name).join(', ')})`);
   return scenarios
     .filter((s) => !only || only.length === 0 || only.includes(s.name))
     .map((scenario) => {
       const vs = loadVirtualService(scenario.virtualService);
-      return { scenario, vs, predictions: scenario.calls.map((c) => predict(scenario, c, vs)) };
+      return {
+        scenario,
+        vs,
+        predictions: scenario.calls.map((c) => predict(scenario, c, vs)),
+        probe: predict(scenario, scenario.probe ?? scenario.calls[0]!, vs),
+      };
     });
 }

@@ -10,7 +10,7 @@ import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findHaproxy, freePort, renderHaproxyConfig, startHaproxy, type RunningHaproxy } from '../e2e/haproxy.ts';
+import { FAULT_LUA, findHaproxy, freePort, renderHaproxyConfig, startHaproxy, type RunningHaproxy } from '../e2e/haproxy.ts';
 import { istioDir, selectRoute } from '../e2e/scenarios.ts';
 import { grpcStatusForHttpStatus, parseDurationMs, readVirtualService, UnsupportedVirtualService } from '../e2e/virtual-service.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
@@ -37,7 +37,7 @@ describe('reading a VirtualService', () => {
     const dir = await mkdtemp(join(tmpdir(), 'e2e-render-'));
     try {
       const luaFile = join(dir, 'fault.lua');
-      await writeFile(luaFile, 'core.register_action("delay", {"http-req"}, function(txn, ms) core.msleep(tonumber(ms)) end, 1)\n');
+      await writeFile(luaFile, FAULT_LUA);
       const cfg = renderHaproxyConfig({
         luaFile,
         frontends: [
@@ -223,6 +223,24 @@ describe.skipIf(!haproxy)('the rendered HAProxy does what the model says', () =>
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     const entry = server.log[before]!;
     expect(Date.parse(entry.time) - started).toBeGreaterThanOrEqual(390);
+  });
+
+  it.each([
+    ['resets the stream (RST_STREAM, as grpc-js does at its deadline)', 'reset'],
+    ['closes the connection (a CLI client exiting at its deadline)', 'close'],
+  ])('never forwards a held call whose client %s, as Envoy', async (_what, how) => {
+    const before = server.log.length;
+    const session = connect(`http://${address}`);
+    const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers', 'x-case': 'delay' });
+    req.on('error', () => {});
+    session.on('error', () => {});
+    req.end(Buffer.from([0, 0, 0, 0, 0]));
+    await new Promise((r) => setTimeout(r, 100));
+    if (how === 'reset') req.close(8); // CANCEL
+    else session.destroy();
+    await new Promise((r) => setTimeout(r, 700)); // past the 400 ms delay
+    session.destroy();
+    expect(server.log.slice(before)).toEqual([]);
   });
 
   it('answers an abort trailers-only, as Envoy: :status 200, application/grpc, grpc-status, grpc-message, END_STREAM', async () => {

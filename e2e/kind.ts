@@ -1,0 +1,467 @@
+// The fault-injection scenarios (e2e/scenarios.ts, the same table the local e2e runs) against a real
+// Istio sidecar in a kind cluster. Opt-in, for a machine with Docker, kind, kubectl and istioctl:
+//
+//   npm run e2e:kind                      create (or reuse) the cluster, run every scenario, clean up
+//   npm run e2e:kind -- --keep            ... and keep the cluster (and what was deployed) afterwards
+//   npm run e2e:kind -- --dry-run         print every command of the plan, run nothing
+//   npm run e2e:kind -- --only abort,delay --cluster NAME
+//
+// The plan: kind cluster -> Istio (minimal profile, JSON access logs on stdout) -> namespaces labelled
+// istio-injection=enabled BEFORE any pod exists -> docker build + kind load -> the kustomize overlays
+// (k8s/plaintext and k8s/client in `default`, k8s/tls in its own namespace) -> rollouts ready, sidecars
+// present -> per scenario: baseline until 3 consecutive calls are clean, apply the VirtualService, poll
+// until 3 consecutive calls show its effect (60 s cap), run the scenario's calls with `kubectl exec` into
+// the client pod (the client measures its own latency: kubectl's overhead does not count), check the
+// client sidecar's access log (DI / FI) and the server's, delete the VirtualService and see the baseline
+// return -> clean up (unless --keep).
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { statusName } from '../src/status.ts';
+import {
+  baselineCall,
+  checkCall,
+  checkServer,
+  clientArgs,
+  planScenarios,
+  predict,
+  repoRoot,
+  scenarios,
+  type Port,
+  type Prediction,
+  type ScenarioPlan,
+  type ServerLogEntry,
+} from './scenarios.ts';
+import { maxDelayMs } from './virtual-service.ts';
+
+export const DEFAULT_CLUSTER = 'grpc-helloworld-e2e';
+export const TLS_NAMESPACE = 'grpc-helloworld-tls';
+const SERVICE = 'grpc-helloworld-service';
+const CLIENT_DEPLOYMENT = 'grpc-client-deployment';
+const CLIENT_CONTAINER = 'client';
+const SERVER_DEPLOYMENT = 'grpc-helloworld-deployment';
+const SERVER_CONTAINER = 'helloworld';
+const POLL_CAP_MS = 60_000;
+const CONSECUTIVE = 3;
+
+export const TOOLS: Record<string, string> = {
+  docker: 'https://docs.docker.com/engine/install/',
+  kind: 'https://kind.sigs.k8s.io/docs/user/quick-start/#installation',
+  kubectl: 'https://kubernetes.io/docs/tasks/tools/',
+  istioctl: 'https://istio.io/latest/docs/setup/getting-started/#download',
+};
+
+export const USAGE = `usage: npm run e2e:kind -- [--dry-run] [--keep] [--cluster NAME] [--only SCENARIO,...]
+  --dry-run       print every command of the plan and run nothing
+  --keep          keep the cluster and what was deployed (default: clean up on exit)
+  --cluster NAME  the kind cluster to create or reuse (default ${DEFAULT_CLUSTER})
+  --only LIST     run only these scenarios (default: all)`;
+
+export class UsageError extends Error {}
+
+export interface KindOptions {
+  dryRun: boolean;
+  keep: boolean;
+  cluster: string;
+  only: string[];
+  help: boolean;
+}
+
+export function parseKindArgs(argv: readonly string[]): KindOptions {
+  const o: KindOptions = { dryRun: false, keep: false, cluster: DEFAULT_CLUSTER, only: [], help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--dry-run':
+        o.dryRun = true;
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--cluster':
+        o.cluster = value();
+        if (!/^[a-z0-9][a-z0-9.-]*$/.test(o.cluster)) throw new UsageError(`--cluster ${JSON.stringify(o.cluster)}: a kind cluster name is lower-case letters, digits, '-' and '.'`);
+        break;
+      case '--only': {
+        o.only = value().split(',').map((s) => s.trim()).filter(Boolean);
+        const unknown = o.only.filter((n) => !scenarios.some((s) => s.name === n));
+        if (unknown.length > 0) throw new UsageError(`--only: unknown scenario ${unknown.join(', ')} (known: ${scenarios.map((s) => s.name).join(', ')})`);
+        break;
+      }
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown argument ${JSON.stringify(argv[i])}`);
+    }
+  }
+  return o;
+}
+
+/** The image the overlays deploy: the `images` entry of k8s/base/kustomization.yaml, so the two never drift. */
+export function imageRef(): string {
+  const k = parseYaml(readFileSync(join(repoRoot, 'k8s/base/kustomization.yaml'), 'utf8')) as { images?: { name: string; newName?: string; newTag?: string }[] };
+  const entry = k.images?.find((i) => i.name === 'grpc-helloworld');
+  if (!entry?.newTag) throw new Error('k8s/base/kustomization.yaml: no images entry with newTag for grpc-helloworld');
+  return `${entry.newName ?? entry.name}:${entry.newTag}`;
+}
+
+export function findTool(name: string, path = process.env.PATH ?? ''): string | undefined {
+  return path.split(delimiter).filter(Boolean).map((d) => join(d, name)).find((p) => existsSync(p));
+}
+
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+export const shellQuote = (argv: readonly string[]) => argv.map((a) => (SAFE.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs commands, or (dry run) prints them: the plan's code is the same either way. */
+class Shell {
+  readonly dryRun: boolean;
+  readonly out: (line: string) => void;
+
+  constructor(dryRun: boolean, out: (line: string) => void) {
+    this.dryRun = dryRun;
+    this.out = out;
+  }
+
+  note(text: string): void {
+    this.out(`# ${text}`);
+  }
+
+  /** Runs argv; a non-zero exit throws unless `allowFail`. */
+  async run(argv: string[], options: { allowFail?: boolean; quiet?: boolean; dryResult?: Partial<Result> } = {}): Promise<Result> {
+    if (this.dryRun || !options.quiet) this.out(`$ ${shellQuote(argv)}`);
+    if (this.dryRun) return { code: 0, stdout: '', stderr: '', ...options.dryResult };
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (!options.quiet) process.stdout.write(d);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!options.quiet) process.stderr.write(d);
+    });
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c ?? 1));
+    });
+    if (code !== 0 && !options.allowFail) throw new Error(`${argv[0]} exited ${code}: ${shellQuote(argv)}\n${stderr.trim()}`);
+    return { code, stdout, stderr };
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function kindE2e(o: KindOptions, out: (line: string) => void): Promise<number> {
+  const sh = new Shell(o.dryRun, out);
+  const context = `kind-${o.cluster}`;
+  const kubectl = (ns: string | null, ...args: string[]) => ['kubectl', '--context', context, ...(ns ? ['-n', ns] : []), ...args];
+  const plans = planScenarios(o.only.length > 0 ? o.only : undefined);
+  const image = imageRef();
+  const failures: string[] = [];
+
+  sh.note(`e2e:kind${o.dryRun ? ' plan (dry run: nothing is run)' : ''}: cluster ${o.cluster} (kubectl context ${context}), image ${image}`);
+  sh.note(`scenarios: ${plans.map((p) => p.scenario.name).join(', ')}`);
+  if (o.dryRun) sh.note('CALL_START below: the time the call started (RFC 3339); "poll" lines: the command after them is repeated');
+
+  // ---- cluster -------------------------------------------------------------------------------------
+  const clusters = await sh.run(['kind', 'get', 'clusters'], { quiet: true });
+  const reuse = clusters.stdout.split('\n').map((s) => s.trim()).includes(o.cluster);
+  if (reuse) sh.note(`reusing the existing cluster ${o.cluster} (it is not deleted at the end)`);
+  else {
+    if (o.dryRun) sh.note(`if ${o.cluster} is not listed: create it (a listed one is reused, and not deleted at the end)`);
+    await sh.run(['kind', 'create', 'cluster', '--name', o.cluster, '--wait', '180s']);
+  }
+  const applied = { tlsNamespace: false };
+
+  const cleanup = async () => {
+    if (o.keep) {
+      sh.note(`--keep: leaving the cluster as it is (kind delete cluster --name ${o.cluster} removes it)`);
+      return;
+    }
+    sh.note('clean up');
+    if (!reuse) {
+      await sh.run(['kind', 'delete', 'cluster', '--name', o.cluster], { allowFail: true });
+      return;
+    }
+    const vsName = plans[0]?.vs.name ?? 'grpc-helloworld-virtual-service';
+    await sh.run(kubectl('default', 'delete', 'virtualservice', vsName, '--ignore-not-found'), { allowFail: true });
+    await sh.run(kubectl('default', 'delete', '-k', 'k8s/client', '--ignore-not-found'), { allowFail: true });
+    await sh.run(kubectl('default', 'delete', '-k', 'k8s/plaintext', '--ignore-not-found'), { allowFail: true });
+    if (applied.tlsNamespace || o.dryRun) await sh.run(kubectl(null, 'delete', 'namespace', TLS_NAMESPACE, '--ignore-not-found'), { allowFail: true });
+  };
+  let cleaned = false;
+  const onSignal = () => {
+    if (cleaned) process.exit(130);
+    cleaned = true;
+    out('# interrupted: cleaning up (interrupt again to stop at once)');
+    void cleanup().finally(() => process.exit(130));
+  };
+  if (!o.dryRun) process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+
+  try {
+    // ---- Istio ---------------------------------------------------------------------------------------
+    sh.note('Istio: minimal profile (istiod only: sidecars are all the faults need), Envoy access logs on stdout as JSON');
+    await sh.run([
+      'istioctl', 'install', '-y', '--context', context,
+      '--set', 'profile=minimal',
+      '--set', 'meshConfig.accessLogFile=/dev/stdout',
+      '--set', 'meshConfig.accessLogEncoding=JSON',
+    ]);
+    await sh.run(kubectl('istio-system', 'rollout', 'status', 'deployment/istiod', '--timeout=300s'));
+
+    // ---- namespaces, labelled before any pod is created (injection happens at pod creation) -----------
+    const tlsUsed = plans.some((p) => p.scenario.calls.some((c) => c.port === 'tls'));
+    await sh.run(kubectl(null, 'label', 'namespace', 'default', 'istio-injection=enabled', '--overwrite'));
+    if (tlsUsed) {
+      const ns = await sh.run(kubectl(null, 'get', 'namespace', TLS_NAMESPACE, '--ignore-not-found', '-o', 'name'), { quiet: true });
+      if (ns.stdout.trim() === '') await sh.run(kubectl(null, 'create', 'namespace', TLS_NAMESPACE));
+      applied.tlsNamespace = true;
+      await sh.run(kubectl(null, 'label', 'namespace', TLS_NAMESPACE, 'istio-injection=enabled', '--overwrite'));
+    }
+
+    // ---- image ---------------------------------------------------------------------------------------
+    await sh.run(['docker', 'build', '-t', image, '.']);
+    await sh.run(['kind', 'load', 'docker-image', image, '--name', o.cluster]);
+
+    // ---- workloads -----------------------------------------------------------------------------------
+    const workloads: [string, string, string][] = [
+      ['default', 'k8s/plaintext', SERVER_DEPLOYMENT],
+      ['default', 'k8s/client', CLIENT_DEPLOYMENT],
+      ...(tlsUsed ? ([[TLS_NAMESPACE, 'k8s/tls', SERVER_DEPLOYMENT]] as [string, string, string][]) : []),
+    ];
+    for (const [ns, dir] of workloads) await sh.run(kubectl(ns, 'apply', '-k', dir));
+    if (reuse) {
+      sh.note('a reused cluster: restart, so the pods run the image just loaded (same tag) and have their sidecars');
+      for (const [ns, , deploy] of workloads) await sh.run(kubectl(ns, 'rollout', 'restart', `deployment/${deploy}`));
+    }
+    for (const [ns, , deploy] of workloads) await sh.run(kubectl(ns, 'rollout', 'status', `deployment/${deploy}`, '--timeout=300s'));
+    for (const [ns, , deploy] of workloads) {
+      const label = deploy === CLIENT_DEPLOYMENT ? 'app=grpc-client' : 'app=grpc-helloworld';
+      const names = await sh.run(
+        kubectl(ns, 'get', 'pods', '-l', label, '-o', 'jsonpath={.items[*].spec.containers[*].name} {.items[*].spec.initContainers[*].name}'),
+        { quiet: true, dryResult: { stdout: 'istio-proxy' } },
+      );
+      if (!names.stdout.split(/\s+/).includes('istio-proxy')) {
+        throw new Error(`no istio-proxy sidecar in the ${deploy} pods of ${ns}: was the namespace labelled istio-injection=enabled before they were created?`);
+      }
+    }
+
+    // ---- scenarios -----------------------------------------------------------------------------------
+    const vsName = plans[0]?.vs.name;
+    for (const ns of ['default', ...(tlsUsed ? [TLS_NAMESPACE] : [])]) {
+      if (vsName) await sh.run(kubectl(ns, 'delete', 'virtualservice', vsName, '--ignore-not-found'));
+    }
+    for (const plan of plans) {
+      const problems = await runScenario(sh, kubectl, plan);
+      failures.push(...problems.map((p) => `${plan.scenario.name}: ${p}`));
+    }
+  } catch (err) {
+    failures.push(err instanceof Error ? err.message : String(err));
+  } finally {
+    if (!cleaned) {
+      cleaned = true;
+      await cleanup().catch((err: unknown) => failures.push(`clean up: ${String(err)}`));
+    }
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+
+  if (o.dryRun) return 0;
+  if (failures.length > 0) {
+    out(`# FAILED (${failures.length}):`);
+    for (const f of failures) out(`#   ${f}`);
+    return 1;
+  }
+  out(`# all ${plans.length} scenarios passed`);
+  return 0;
+}
+
+type Kubectl = (ns: string | null, ...args: string[]) => string[];
+
+const namespaceOf = (port: Port) => (port === 'tls' ? TLS_NAMESPACE : 'default');
+const serverAddr = (port: Port) => `${SERVICE}.${namespaceOf(port)}.svc.cluster.local:10000`;
+
+function clientCommand(kubectl: Kubectl, p: Prediction): string[] {
+  return kubectl('default', 'exec', `deploy/${CLIENT_DEPLOYMENT}`, '-c', CLIENT_CONTAINER, '--', '/client', '-server_addr', serverAddr(p.call.port), ...clientArgs(p));
+}
+
+function describe(p: Prediction): string {
+  const latency =
+    p.latency.kind === 'range'
+      ? `${p.latency.minMs}..${p.latency.maxMs} ms`
+      : `${p.latency.bound.lo}..${p.latency.bound.hi} of ${p.latency.count} delayed ${p.latency.delayMs} ms, the rest under ${p.latency.undelayedMaxMs} ms`;
+  return `route ${p.route}: ${statusName(p.code)}${p.details ? ` "${p.details}"` : ''}, ${latency}, server ${p.server}, sidecar flag ${p.flag ?? 'none'}`;
+}
+
+/** Runs `p`'s command until CONSECUTIVE runs in a row pass its checks (60 s cap). */
+async function pollUntil(sh: Shell, kubectl: Kubectl, p: Prediction, what: string): Promise<string[]> {
+  const cmd = clientCommand(kubectl, p);
+  sh.note(`poll until ${CONSECUTIVE} consecutive runs show ${what} (${POLL_CAP_MS / 1000} s cap): ${describe(p)}`);
+  if (sh.dryRun) {
+    sh.out(`$ ${shellQuote(cmd)}`);
+    return [];
+  }
+  const deadline = Date.now() + POLL_CAP_MS;
+  let streak = 0;
+  let last: string[] = [];
+  while (Date.now() < deadline) {
+    const run = await sh.run(cmd, { allowFail: true, quiet: true });
+    last = checkCall(p, { exitCode: run.code, stdout: run.stdout, stderr: run.stderr }).problems;
+    streak = last.length === 0 ? streak + 1 : 0;
+    if (streak >= CONSECUTIVE) return [];
+    if (last.length > 0) await sleep(1000);
+  }
+  return [`${what}: not ${CONSECUTIVE} consecutive runs within ${POLL_CAP_MS / 1000} s; last run: ${last.join('; ')}`];
+}
+
+interface EnvoyLogLine {
+  start_time?: string;
+  path?: string | null;
+  response_flags?: string;
+  upstream_cluster?: string;
+}
+
+/** The client sidecar's access-log lines for requests started in [from, to], waiting for them to be flushed. */
+async function sidecarLines(sh: Shell, kubectl: Kubectl, p: Prediction, from: string, to: string): Promise<EnvoyLogLine[]> {
+  const cmd = kubectl('default', 'logs', `deploy/${CLIENT_DEPLOYMENT}`, '-c', 'istio-proxy', `--since-time=${from}`);
+  if (sh.dryRun) {
+    sh.out(`$ ${shellQuote(cmd)}`);
+    return [];
+  }
+  const ours = (l: EnvoyLogLine) =>
+    l.start_time !== undefined && l.start_time >= from && l.start_time <= to &&
+    (p.call.port === 'tls' ? (l.upstream_cluster ?? '').includes(`.${TLS_NAMESPACE}.`) : l.path === '/helloworld.Greeter/SayHello');
+  const want = p.call.port === 'tls' ? 1 : p.count;
+  let lines: EnvoyLogLine[] = [];
+  const deadline = Date.now() + 20_000; // Envoy flushes its access log on a timer
+  do {
+    const run = await sh.run(cmd, { allowFail: true, quiet: true });
+    lines = run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as EnvoyLogLine)
+      .filter(ours);
+    if (lines.length >= want) break;
+    await sleep(1000);
+  } while (Date.now() < deadline);
+  return lines;
+}
+
+function checkSidecar(p: Prediction, lines: EnvoyLogLine[], delayed: number): string[] {
+  const flags = (l: EnvoyLogLine) => (l.response_flags ?? '-').split(',');
+  const with_ = (f: string) => lines.filter((l) => flags(l).includes(f)).length;
+  const label = `${p.call.label}: client sidecar access log`;
+  const want = p.call.port === 'tls' ? 1 : p.count;
+  if (lines.length < want) return [`${label}: ${lines.length} line(s) for the call, want ${want}`];
+  if (p.latency.kind === 'mixed') return with_('DI') === delayed ? [] : [`${label}: ${with_('DI')} lines flagged DI, but ${delayed} calls were delayed`];
+  if (p.flag === null) {
+    const faulted = lines.filter((l) => flags(l).some((f) => f === 'DI' || f === 'FI'));
+    return faulted.length === 0 ? [] : [`${label}: flagged ${faulted.map((l) => l.response_flags).join(' ')} on a call that should be untouched`];
+  }
+  return with_(p.flag) === lines.length ? [] : [`${label}: flags ${lines.map((l) => l.response_flags).join(' ')}, want ${p.flag} on every line`];
+}
+
+async function serverEntries(sh: Shell, kubectl: Kubectl, p: Prediction, from: string, to: string): Promise<ServerLogEntry[]> {
+  const cmd = kubectl(namespaceOf(p.call.port), 'logs', '-l', 'app=grpc-helloworld', '-c', SERVER_CONTAINER, '--tail=-1', `--since-time=${from}`);
+  if (sh.dryRun) {
+    sh.out(`$ ${shellQuote(cmd)}`);
+    return [];
+  }
+  const run = await sh.run(cmd, { allowFail: true, quiet: true });
+  return run.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as ServerLogEntry)
+    // the exec probes call from inside the pod (127.0.0.1, ::1); mesh calls come through the sidecar (127.0.0.6)
+    .filter((e) => !/^(127\.0\.0\.1|\[?::1\]?|::ffff:127\.0\.0\.1):/.test(e.peer ?? '') && e.time >= from && e.time <= to);
+}
+
+async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predictions, probe }: ScenarioPlan): Promise<string[]> {
+  const problems: string[] = [];
+  sh.note('');
+  sh.note(`scenario ${scenario.name}: ${scenario.summary}`);
+  const ports = [...new Set(scenario.calls.map((c) => c.port))];
+  const namespaces = ports.map(namespaceOf);
+  const baselines = ports.map((port) => predict(scenario, baselineCall(port), null));
+  for (const b of baselines) problems.push(...(await pollUntil(sh, kubectl, b, `the baseline (no VirtualService, port ${b.call.port})`)));
+
+  for (const ns of namespaces) await sh.run(kubectl(ns, 'apply', '-f', `k8s/istio/${scenario.virtualService}`));
+  const inForce = await pollUntil(sh, kubectl, probe, `VirtualService ${vs.name} (${scenario.virtualService}) in force`);
+  problems.push(...inForce);
+
+  if (inForce.length === 0) {
+    for (const p of predictions) {
+      const cmd = clientCommand(kubectl, p);
+      sh.note(`${p.call.label}: ${describe(p)}`);
+      const from = sh.dryRun ? 'CALL_START' : new Date().toISOString();
+      const run = await sh.run(cmd, { allowFail: true, quiet: !sh.dryRun });
+      if (sh.dryRun) {
+        await sidecarLines(sh, kubectl, p, from, from);
+        await serverEntries(sh, kubectl, p, from, from);
+        continue;
+      }
+      sh.out(`$ ${shellQuote(cmd)}  -> exit ${run.code}`);
+      const outcome = checkCall(p, { exitCode: run.code, stdout: run.stdout, stderr: run.stderr });
+      problems.push(...outcome.problems);
+      if (p.server === 'never-ok' || p.server === 'nothing') await sleep(maxDelayMs(vs) + 1000); // a late forward would show
+      const to = new Date().toISOString();
+      problems.push(...checkSidecar(p, await sidecarLines(sh, kubectl, p, from, to), outcome.delayed));
+      problems.push(...checkServer(p, await serverEntries(sh, kubectl, p, from, to), outcome.requests));
+    }
+  }
+
+  for (const ns of namespaces) await sh.run(kubectl(ns, 'delete', 'virtualservice', vs.name, '--ignore-not-found'));
+  for (const b of baselines) problems.push(...(await pollUntil(sh, kubectl, b, `the baseline back (VirtualService deleted, port ${b.call.port})`)));
+  if (!sh.dryRun) sh.note(problems.length === 0 ? `scenario ${scenario.name}: passed` : `scenario ${scenario.name}: FAILED\n#   ${problems.join('\n#   ')}`);
+  return problems;
+}
+
+export async function main(argv: readonly string[], out: (line: string) => void, path = process.env.PATH ?? ''): Promise<number> {
+  let o: KindOptions;
+  try {
+    o = parseKindArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    out(`e2e:kind: ${err.message}\n${USAGE}`);
+    return 2;
+  }
+  if (o.help) {
+    out(USAGE);
+    return 0;
+  }
+  const missing = Object.keys(TOOLS).filter((t) => !findTool(t, path));
+  if (missing.length > 0) {
+    const lines = missing.map((t) => `${t} (${TOOLS[t]})`);
+    if (!o.dryRun) {
+      out(`e2e:kind: missing tool${missing.length > 1 ? 's' : ''} on PATH: ${lines.join(', ')}`);
+      return 1;
+    }
+    out(`# (dry run: not on PATH here, needed for a real run: ${missing.join(', ')})`);
+  }
+  try {
+    return await kindE2e(o, out);
+  } catch (err) {
+    out(`e2e:kind: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const code = await main(process.argv.slice(2), (line) => process.stdout.write(`${line}\n`));
+  process.exit(code);
+}
