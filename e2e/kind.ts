@@ -368,6 +368,7 @@ function checkSidecar(p: Prediction, lines: EnvoyLogLine[], delayed: number): st
   const label = `${p.call.label}: client sidecar access log`;
   const want = p.call.port === 'tls' ? 1 : p.count;
   if (lines.length < want) return [`${label}: ${lines.length} line(s) for the call, want ${want}`];
+  if (p.call.port === 'tls' && lines.some((l) => l.path)) return [`${label}: an HTTP path on the tls port: the sidecar parsed the TLS bytes`];
   if (p.latency.kind === 'mixed') return with_('DI') === delayed ? [] : [`${label}: ${with_('DI')} lines flagged DI, but ${delayed} calls were delayed`];
   if (p.flag === null) {
     const faulted = lines.filter((l) => flags(l).some((f) => f === 'DI' || f === 'FI'));
