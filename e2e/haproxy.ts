@@ -226,6 +226,12 @@ export interface RunningHaproxy {
 
 export class HaproxyBindError extends Error {}
 
+/** Children still running, killed if this process exits before stopping them (no stray proxies). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** Runs `haproxy -db` (foreground) on the rendered config and waits until every frontend accepts connections. */
 export async function startHaproxy(options: Omit<RenderOptions, 'luaFile'> & { binary?: string }): Promise<RunningHaproxy> {
   const binary = options.binary ?? findHaproxy();
@@ -239,9 +245,13 @@ export async function startHaproxy(options: Omit<RenderOptions, 'luaFile'> & { b
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  running.add(child);
   const exited = once(child, 'close');
   let gone = false;
-  void exited.then(() => (gone = true));
+  void exited.then(() => {
+    gone = true;
+    running.delete(child);
+  });
   const stop = async () => {
     if (!gone) {
       child.kill('SIGTERM');

@@ -53,9 +53,22 @@ interface Stack {
   address: { baseline: Partial<Record<Port, string>>; fault: Partial<Record<Port, string>> };
 }
 
+/** Servers still running, killed if this process exits before stopping them (no stray processes). */
+const servers = new Set<SpawnedServer>();
+process.on('exit', () => {
+  for (const s of servers) s.child.kill('SIGKILL');
+});
+
+async function startServer(args: string[]): Promise<SpawnedServer> {
+  const server = await spawnServer(args);
+  servers.add(server);
+  void server.exited.then(() => servers.delete(server));
+  return server;
+}
+
 async function startStack(ports: Set<Port>, vs: VirtualServiceModel, stack: Stack): Promise<void> {
-  if (ports.has('grpc')) stack.servers.grpc = await spawnServer([]);
-  if (ports.has('tls')) stack.servers.tls = await spawnServer(['-tls']);
+  if (ports.has('grpc')) stack.servers.grpc = await startServer([]);
+  if (ports.has('tls')) stack.servers.tls = await startServer(['-tls']);
   for (let attempt = 1; ; attempt++) {
     const frontends: FrontendSpec[] = [];
     const local = async () => ({ host: '127.0.0.1', port: await freePort() });
