@@ -76,7 +76,7 @@ export function rawRequest(
       const status = answer.trailers['grpc-status'] ?? answer.headers['grpc-status'];
       if (status !== undefined) answer.grpcStatus = Number(status);
       const message = answer.trailers['grpc-message'] ?? answer.headers['grpc-message'];
-      if (message !== undefined) answer.grpcMessage = decodeURIComponent(String(message));
+      if (message !== undefined) answer.grpcMessage = percentDecode(String(message));
       if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
       resolve(answer);
     };
@@ -111,6 +111,15 @@ export function rawRequest(
     for (const chunk of body) stream.write(chunk);
     if (!options.keepOpen) stream.end();
   });
+}
+
+/** grpc-message is percent-encoded; a malformed encoding is kept as it came. */
+function percentDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** An HTTP/2 session over cleartext (or TLS with `tls`), connected or failed within `waitMs`. */
