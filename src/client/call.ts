@@ -1,0 +1,284 @@
+// One gRPC unary call over an HTTP/2 connection, as the gRPC-over-HTTP/2 spec has it: a POST with
+// `content-type: application/grpc`, `te: trailers`, `grpc-timeout`, the metadata, and one length-prefixed
+// message; the answer's status comes from the trailers, or from the headers of a trailers-only response
+// (how grpc-js answers errors and how Envoy's fault filter aborts), or, when there is no gRPC status at all,
+// from the HTTP status (the spec's HTTP-to-gRPC mapping). Returns the Answer; throws a TransportFailure
+// when nothing was answered (the connection failed before the response headers); rejects with the
+// signal's reason when the deadline ends the call (the stream is cancelled: RST_STREAM CANCEL).
+import { constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { Code } from '../status.ts';
+import { frame } from './codec.ts';
+import { explainTransportError, type ErrorContext } from './explain.ts';
+import { TransportFailure } from './reconnect.ts';
+
+export interface UnaryRequest {
+  /** /package.Service/Method */
+  path: string;
+  authority: string;
+  /** the serialized request message (without the 5-byte prefix) */
+  message: Buffer;
+  /** [key, value], keys lower case; a key may repeat */
+  metadata: ReadonlyArray<readonly [string, string]>;
+  userAgent: string;
+}
+
+export interface Answer {
+  code: number;
+  /** grpc-message, percent-decoded; or what the client saw instead of a gRPC status */
+  details: string;
+  /** the `hostname` metadata of the answer (response headers or trailers) */
+  hostname?: string;
+  /** the response message (without the prefix); only with code OK */
+  message?: Buffer;
+}
+
+export interface CallOptions {
+  /** performance.now() time at which the call ends, sent as grpc-timeout */
+  deadline: number;
+  /** aborts the call: the stream is cancelled and the promise rejects with the reason */
+  signal: AbortSignal;
+  /** the connection served requests before: if it is going away, the request may be retried at once */
+  reused: boolean;
+  usable: () => boolean;
+  context: ErrorContext;
+}
+
+/** gRPC's default limit on a received message. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export function unaryCall(session: ClientHttp2Session, request: UnaryRequest, options: CallOptions): Promise<Answer> {
+  const { signal } = options;
+  return new Promise<Answer>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const headers: OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': request.path,
+      ':authority': request.authority,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': grpcTimeout(options.deadline - performance.now()),
+      'user-agent': request.userAgent,
+    };
+    const own = new Set(Object.keys(headers));
+    for (const [key, value] of request.metadata) {
+      const existing = headers[key];
+      // a user's user-agent replaces ours; other repeated keys are sent as repeated headers
+      headers[key] = existing === undefined || own.has(key) ? value : [...(Array.isArray(existing) ? existing : [String(existing)]), value];
+      own.delete(key);
+    }
+
+    let stream: ReturnType<ClientHttp2Session['request']>;
+    try {
+      stream = session.request(headers);
+    } catch (err) {
+      return reject(new TransportFailure(explainTransportError(err, options.context), options.reused));
+    }
+    let response: IncomingHttpHeaders | undefined;
+    let trailers: IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let tooLarge = false;
+    let streamError: unknown;
+
+    const onAbort = () => {
+      stream.close(constants.NGHTTP2_CANCEL);
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('response', (h) => (response = h));
+    stream.on('trailers', (h) => (trailers = h));
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > MAX_MESSAGE_BYTES + 5) {
+        tooLarge = true;
+        stream.close(constants.NGHTTP2_CANCEL);
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    let ended = false;
+    stream.on('end', () => (ended = true));
+    stream.on('error', (err) => (streamError ??= err));
+    stream.on('close', () => {
+      signal.removeEventListener('abort', onAbort);
+      if (signal.aborted) return; // rejected already
+      if (!response) {
+        const words = streamError ? explainTransportError(streamError, options.context) : closedWithoutAnswer(stream.rstCode);
+        // never answered: on a connection that is going away, the request never reached the application
+        reject(new TransportFailure(`no answer: ${words}`, options.reused && !options.usable()));
+        return;
+      }
+      resolve(readAnswer(response, trailers, Buffer.concat(chunks), {
+          tooLarge,
+          ended,
+          connectionLost: session.destroyed || session.closed,
+          rstCode: stream.rstCode,
+          streamError,
+          context: options.context,
+        }));
+    });
+    stream.end(frame(request.message));
+  });
+}
+
+function closedWithoutAnswer(rstCode: number): string {
+  if (rstCode === constants.NGHTTP2_REFUSED_STREAM) return 'the server refused the stream (REFUSED_STREAM)';
+  if (rstCode !== constants.NGHTTP2_NO_ERROR) return `the stream was reset (HTTP/2 error ${h2ErrorName(rstCode)})`;
+  return 'the connection closed before the server answered';
+}
+
+interface Ending {
+  tooLarge: boolean;
+  /** the server ended the stream (END_STREAM), rather than the connection ending under it */
+  ended: boolean;
+  /** the connection closed (Node then closes its streams with CANCEL: not the server's reset) */
+  connectionLost: boolean;
+  rstCode: number;
+  streamError: unknown;
+  context: ErrorContext;
+}
+
+/** The answer from the response headers, trailers and body; exported for tests of odd servers. */
+export function readAnswer(response: IncomingHttpHeaders, trailers: IncomingHttpHeaders | undefined, body: Buffer, ending: Ending): Answer {
+  const hostname = header(trailers, 'hostname') ?? header(response, 'hostname');
+  const withHost = (a: Answer): Answer => (hostname === undefined ? a : { ...a, hostname });
+  const httpStatus = Number(response[':status']);
+  const contentType = header(response, 'content-type') ?? '';
+  const isGrpc = /^application\/grpc([+;]|$)/i.test(contentType);
+  const statusHeaders = trailers ?? (header(response, 'grpc-status') !== undefined ? response : undefined);
+
+  if (!isGrpc || (httpStatus !== 200 && header(statusHeaders, 'grpc-status') === undefined)) {
+    // not a gRPC answer: a proxy's error page, a web server, a load balancer with no backend
+    const what = `HTTP ${httpStatus}${contentType ? ` (${contentType})` : ''}`;
+    if (httpStatus === 200) return withHost({ code: Code.UNKNOWN, details: `the server answered ${what}, not application/grpc: not a gRPC server?` });
+    return withHost({ code: httpToGrpcCode(httpStatus), details: `the server answered ${what} without a gRPC status${isGrpc ? '' : ': not a gRPC server, or a proxy error?'}` });
+  }
+  if (ending.tooLarge) return withHost({ code: Code.RESOURCE_EXHAUSTED, details: `response message larger than ${MAX_MESSAGE_BYTES} bytes` });
+  const rawStatus = header(statusHeaders, 'grpc-status');
+  if (rawStatus === undefined) {
+    if (ending.rstCode !== constants.NGHTTP2_NO_ERROR && !ending.connectionLost) {
+      return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${h2ErrorName(ending.rstCode)})` });
+    }
+    if (ending.ended && !ending.streamError && !ending.connectionLost) {
+      return withHost({ code: Code.INTERNAL, details: 'the server ended the stream without a gRPC status (no grpc-status trailer)' });
+    }
+    const why = ending.streamError ? `: ${explainTransportError(ending.streamError, ending.context)}` : '';
+    return withHost({ code: Code.UNAVAILABLE, details: `the connection was lost before the call's status arrived${why}` });
+  }
+  const code = /^\d+$/.test(rawStatus.trim()) ? Number(rawStatus) : Code.UNKNOWN;
+  const message = percentDecode(header(statusHeaders, 'grpc-message') ?? '');
+  if (code !== Code.OK) return withHost({ code, details: /^\d+$/.test(rawStatus.trim()) ? message : `invalid grpc-status ${JSON.stringify(rawStatus)}: ${message}` });
+
+  const messages = readMessages(body, header(response, 'grpc-encoding'));
+  if (typeof messages === 'string') return withHost({ code: Code.INTERNAL, details: messages });
+  if (messages.length !== 1) {
+    return withHost({ code: Code.INTERNAL, details: `a unary call must answer exactly one message, the server sent ${messages.length}` });
+  }
+  return withHost({ code: Code.OK, details: '', message: messages[0]! });
+}
+
+/** Length-prefixed messages, or what is wrong with them. */
+function readMessages(body: Buffer, encoding: string | undefined): Buffer[] | string {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < 5) return 'truncated message prefix in the response';
+    const flag = body[at]!;
+    const length = body.readUInt32BE(at + 1);
+    if (flag === 1) {
+      return `the server sent a compressed message (grpc-encoding ${encoding ?? 'none'}), but this client asks for none and reads none`;
+    }
+    if (flag !== 0) return `invalid message flag ${flag} in the response`;
+    if (length > MAX_MESSAGE_BYTES) return `response message of ${length} bytes is larger than ${MAX_MESSAGE_BYTES}`;
+    if (body.length - at - 5 < length) return 'truncated message in the response';
+    out.push(body.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+  }
+  return out;
+}
+
+function header(headers: IncomingHttpHeaders | undefined, key: string): string | undefined {
+  const v = headers?.[key];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** grpc-timeout: at most 8 digits, rounded up so the server never ends the call before the client does. */
+export function grpcTimeout(ms: number): string {
+  const m = Math.max(1, Math.ceil(ms));
+  if (m <= 99_999_999) return `${m}m`;
+  return `${Math.min(99_999_999, Math.ceil(m / 1000))}S`;
+}
+
+/** grpc-message is percent-encoded UTF-8; a malformed escape is kept as it is. */
+export function percentDecode(text: string): string {
+  if (!text.includes('%')) return text;
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const hex = text.slice(i + 1, i + 3);
+    if (text[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(text[i]!, 'utf8'));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** The gRPC spec's mapping for answers without a grpc-status. */
+export function httpToGrpcCode(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return Code.INTERNAL;
+    case 401:
+      return Code.UNAUTHENTICATED;
+    case 403:
+      return Code.PERMISSION_DENIED;
+    case 404:
+      return Code.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.UNAVAILABLE;
+    default:
+      return Code.UNKNOWN;
+  }
+}
+
+/** The gRPC spec's mapping for a stream reset before its status. */
+function rstToGrpcCode(rstCode: number): number {
+  switch (rstCode) {
+    case constants.NGHTTP2_REFUSED_STREAM:
+      return Code.UNAVAILABLE;
+    case constants.NGHTTP2_CANCEL:
+      return Code.CANCELLED;
+    case constants.NGHTTP2_ENHANCE_YOUR_CALM:
+      return Code.RESOURCE_EXHAUSTED;
+    case constants.NGHTTP2_INADEQUATE_SECURITY:
+      return Code.PERMISSION_DENIED;
+    default:
+      return Code.INTERNAL;
+  }
+}
+
+const H2_ERRORS = [
+  'NO_ERROR',
+  'PROTOCOL_ERROR',
+  'INTERNAL_ERROR',
+  'FLOW_CONTROL_ERROR',
+  'SETTINGS_TIMEOUT',
+  'STREAM_CLOSED',
+  'FRAME_SIZE_ERROR',
+  'REFUSED_STREAM',
+  'CANCEL',
+  'COMPRESSION_ERROR',
+  'CONNECT_ERROR',
+  'ENHANCE_YOUR_CALM',
+  'INADEQUATE_SECURITY',
+  'HTTP_1_1_REQUIRED',
+];
+
+function h2ErrorName(code: number): string {
+  return H2_ERRORS[code] ?? `0x${code.toString(16)}`;
+}

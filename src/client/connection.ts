@@ -1,0 +1,167 @@
+// One HTTP/2 connection per run, shared by every request (multiplexed with -concurrency). A connection is
+// ready when the server's HTTP/2 SETTINGS arrived, as grpc-go waits for the server preface: every failure
+// before that is a connection failure, with words (explain.ts). A connection that the server told to go
+// away (GOAWAY), or that closed, is replaced by a new one at the next request.
+import { connect, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { MIN_TLS_VERSION } from '../tls.ts';
+import { diagnosePlaintext, explainTransportError, type ErrorContext } from './explain.ts';
+import type { ClientTls, Target } from './options.ts';
+import { TransportFailure } from './reconnect.ts';
+
+export interface Ready {
+  session: ClientHttp2Session;
+  /** the connection worked before this request's attempt (it did not come up for it) */
+  reused: boolean;
+  /** false once the server said GOAWAY or the connection closed: new requests go to a new connection */
+  usable(): boolean;
+}
+
+interface Attempt {
+  session: ClientHttp2Session;
+  promise: Promise<ClientHttp2Session>;
+  state: 'connecting' | 'ready' | 'gone';
+  waiters: number;
+}
+
+/** How long a failed plaintext connection may spend finding out what listens instead of a gRPC server. */
+const DIAGNOSIS_MS = 1000;
+
+export class Connection {
+  #current: Attempt | undefined;
+  #diagnosis: Promise<string | undefined> | undefined;
+  readonly #context: ErrorContext;
+
+  constructor(
+    readonly target: Target,
+    readonly tls: ClientTls | undefined,
+    readonly log?: (line: string) => void,
+  ) {
+    this.#context = { target, ...(tls ? { serverName: tls.serverName } : {}) };
+  }
+
+  /** A ready connection: the current one, the one coming up, or a new attempt. Rejects with a TransportFailure, or the signal's reason. */
+  async ready(signal: AbortSignal): Promise<Ready> {
+    signal.throwIfAborted();
+    const current = this.#current;
+    if (current?.state === 'ready' && !current.session.closed && !current.session.destroyed) {
+      return { session: current.session, reused: true, usable: () => current.state === 'ready' };
+    }
+    const attempt = current?.state === 'connecting' ? current : this.#connect();
+    attempt.waiters++;
+    try {
+      const session = await abortable(attempt.promise, signal);
+      return { session, reused: false, usable: () => attempt.state === 'ready' };
+    } finally {
+      // the last request waiting for this attempt gave up (deadline): stop connecting
+      if (--attempt.waiters === 0 && attempt.state === 'connecting') attempt.session.destroy();
+    }
+  }
+
+  /** Ends the connection now (a probe does not wait for a graceful close). */
+  close(): void {
+    this.#current?.session.destroy();
+    this.#current = undefined;
+  }
+
+  #connect(): Attempt {
+    const { target, tls } = this;
+    const started = performance.now();
+    this.log?.(`connecting to ${target.address}${tls ? ` (TLS, verifying ${JSON.stringify(tls.serverName)})` : ''}`);
+    const options: SecureClientSessionOptions = { settings: { enablePush: false } };
+    if (tls) {
+      const serverName = tls.serverName;
+      Object.assign(options, {
+        ca: tls.ca,
+        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        minVersion: MIN_TLS_VERSION,
+        ALPNProtocols: ['h2'],
+        // SNI carries a name, never an IP address (RFC 6066); the certificate is checked against the name either way
+        ...(isIP(serverName) ? {} : { servername: serverName }),
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert),
+      });
+    }
+    const session = connect(`${tls ? 'https' : 'http'}://${target.address}`, options);
+    const attempt: Attempt = { session, state: 'connecting', waiters: 0, promise: undefined as never };
+    this.#current = attempt;
+    const gone = () => {
+      attempt.state = 'gone';
+      if (this.#current === attempt) this.#current = undefined;
+    };
+    attempt.promise = new Promise<ClientHttp2Session>((resolve, reject) => {
+      let failure: unknown;
+      let handshakeDone = false;
+      /** The end of this connection, however it is told: the session's error or close, or its socket's. */
+      const end = (err?: unknown) => {
+        if (err !== undefined) failure ??= err;
+        const wasConnecting = attempt.state === 'connecting';
+        gone();
+        if (!session.destroyed) session.destroy();
+        if (!wasConnecting) return;
+        if (attempt.waiters === 0 && failure === undefined) return reject(new TransportFailure('gave up connecting'));
+        void this.#explainFailure(failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
+      };
+      session.once('remoteSettings', () => {
+        if (attempt.state !== 'connecting') return;
+        attempt.state = 'ready';
+        const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
+        this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how})`);
+        resolve(session);
+      });
+      session.on('error', end);
+      session.once('close', () => end());
+      // A TLS alert after the client's side of the handshake (mTLS without a client certificate) errors the
+      // socket and destroys the session without an 'error' or 'close' from it (Node 24): listen to the socket.
+      session.once('connect', (_session, socket) => {
+        handshakeDone = true;
+        socket.once('error', end);
+        socket.once('close', () => end());
+      });
+      session.on('goaway', (errorCode) => {
+        if (attempt.state === 'ready') this.log?.(`the server sent GOAWAY (code ${errorCode}): the next request opens a new connection`);
+        gone();
+      });
+    });
+    attempt.promise.catch(() => {}); // nobody may be waiting any more when it fails
+    return attempt;
+  }
+
+  async #explainFailure(failure: unknown, handshakeDone: boolean): Promise<string> {
+    const code = (failure as { code?: string } | undefined)?.code;
+    const suspicious = failure === undefined || code === 'ERR_HTTP2_ERROR' || code === 'ECONNRESET';
+    if (!this.tls && suspicious) {
+      // closed before any HTTP/2 from the server, or answered with something else: look once what listens there
+      const diagnosis = (this.#diagnosis ??= diagnosePlaintext(this.target, DIAGNOSIS_MS).catch(() => undefined));
+      const words = await diagnosis;
+      if (words) return words;
+      if (this.#diagnosis === diagnosis) this.#diagnosis = undefined; // nothing found: look again next time
+    }
+    if (failure === undefined && this.tls && handshakeDone) {
+      // Node's TLS servers check a client certificate after the handshake and close without an alert
+      const hint = this.tls.cert ? 'it does not accept this client certificate?' : 'it requires a client certificate? try -cert_file and -key_file';
+      return `the server closed the connection after the TLS handshake (${this.target.address}): ${hint}`;
+    }
+    if (failure === undefined) {
+      return `connection closed by the server before HTTP/2 started (${this.target.address})${this.tls ? '' : ': a TLS server? try -tls'}`;
+    }
+    return explainTransportError(failure, this.#context);
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -1,0 +1,58 @@
+// The client as a function: typed options in, lines or a JSON document out, an exit code back. main.ts
+// feeds it the command line and the process's streams; tests call it in-process.
+//
+// Exit codes: 0 every request OK (or, with -expect_*, every expectation met); 64 + the gRPC status code of
+// the first failed request in request order (68 DEADLINE_EXCEEDED, 78 UNAVAILABLE), as grpcurl does;
+// 1 expectations not met, a -health answer other than SERVING, or anything unexpected; 2 (in main) usage.
+import { exitCodeForStatus } from '../status.ts';
+import { checkExpectations, expectationLine } from './expect.ts';
+import type { ClientOptions } from './options.ts';
+import { jsonDocument, requestLine, summarize, summaryText } from './report.ts';
+import { runRequests, type RequestResult } from './run.ts';
+
+export interface ClientIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** jitter's random numbers (tests pin them) */
+  random?: () => number;
+}
+
+export async function runClient(options: ClientOptions, io: ClientIo): Promise<number> {
+  const results = await runRequests(options, {
+    ...(options.verbose ? { log: (line: string) => io.stderr(`${line}\n`) } : {}),
+    ...(options.json
+      ? {}
+      : {
+          onResult: (r: RequestResult) => {
+            const { text, stream } = requestLine(r, options);
+            io[stream](`${text}\n`);
+          },
+        }),
+    ...(io.random ? { random: io.random } : {}),
+  });
+  const expectation = options.expectations ? checkExpectations(results, options.expectations) : undefined;
+  const exitCode = expectation ? (expectation.met ? 0 : 1) : exitCodeForResults(results);
+  const wantSummary = options.json || options.count > 1;
+  const summary = wantSummary ? await summarize(results, options.call.kind === 'health') : undefined;
+
+  if (options.json) {
+    io.stdout(`${JSON.stringify(jsonDocument(options, results, summary!, expectation, exitCode), null, 2)}\n`);
+  } else if (summary && options.count > 1) {
+    io.stdout(`${summaryText(summary, options)}\n`);
+  }
+  if (expectation) {
+    const line = `${expectationLine(expectation, results.length)}\n`;
+    if (expectation.met) {
+      if (!options.json) io.stdout(line);
+    } else {
+      io.stderr(line);
+    }
+  }
+  return exitCode;
+}
+
+export function exitCodeForResults(results: readonly RequestResult[]): number {
+  const failed = results.find((r) => !r.ok);
+  if (!failed) return 0;
+  return failed.code !== 0 ? exitCodeForStatus(failed.code) : 1;
+}

@@ -1,0 +1,167 @@
+// The requests of a run: -count of them, started -interval apart, at most -concurrency in flight, over one
+// shared connection. Each request has its own deadline (-timeout), which bounds everything it does:
+// waiting for a connection, the backoff between attempts, and the call itself.
+import { Code, statusName } from '../status.ts';
+import { unaryCall, type Answer, type UnaryRequest } from './call.ts';
+import { decodeHealthCheckResponse, decodeHelloReply, encodeHealthCheckRequest, encodeHelloRequest, servingStatusName } from './codec.ts';
+import { Connection } from './connection.ts';
+import type { ClientOptions } from './options.ts';
+import { RetryableStatus, sleep, withRetries } from './reconnect.ts';
+import { USER_AGENT } from './version.ts';
+
+export const SAY_HELLO_PATH = '/helloworld.Greeter/SayHello';
+export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
+export const SERVING = 1;
+
+export interface RequestResult {
+  /** 1 for the first request */
+  index: number;
+  /** wall-clock start */
+  start: Date;
+  /** monotonic clock, start to outcome */
+  latencyMs: number;
+  /** calls and connection attempts it took (1 when the first one answered) */
+  attempts: number;
+  code: number;
+  details: string;
+  /** the replica that answered (its `hostname` metadata) */
+  hostname?: string;
+  /** SayHello: the greeting; -health: the serving status name */
+  message?: string;
+  /** OK, and for -health SERVING too */
+  ok: boolean;
+}
+
+export interface RunHooks {
+  /** each request's result as it ends (in the order they end) */
+  onResult?: (result: RequestResult) => void;
+  /** -v lines */
+  log?: (line: string) => void;
+  random?: () => number;
+}
+
+/** Marks the abort at a request's deadline. */
+class DeadlineReached extends Error {
+  override name = 'DeadlineReached';
+}
+
+export function methodPath(options: Pick<ClientOptions, 'call'>): string {
+  return options.call.kind === 'health' ? HEALTH_CHECK_PATH : SAY_HELLO_PATH;
+}
+
+/** Runs every request; the results are in request order. */
+export async function runRequests(options: ClientOptions, hooks: RunHooks = {}): Promise<RequestResult[]> {
+  const connection = new Connection(options.target, options.tls, hooks.log);
+  const request: UnaryRequest = {
+    path: methodPath(options),
+    authority: options.authority,
+    message: options.call.kind === 'health' ? encodeHealthCheckRequest(options.call) : encodeHelloRequest(options.call),
+    metadata: options.metadata,
+    userAgent: USER_AGENT,
+  };
+  const results: RequestResult[] = new Array<RequestResult>(options.count);
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < options.count) {
+      const i = next++;
+      const wait = started + i * options.intervalMs - performance.now();
+      if (wait > 0) await sleep(wait);
+      const result = await oneRequest(i + 1, options, connection, request, hooks);
+      results[i] = result;
+      hooks.onResult?.(result);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, options.count) }, worker));
+  } finally {
+    connection.close();
+  }
+  return results;
+}
+
+async function oneRequest(index: number, options: ClientOptions, connection: Connection, request: UnaryRequest, hooks: RunHooks): Promise<RequestResult> {
+  const start = new Date();
+  const t0 = performance.now();
+  const deadline = t0 + options.timeoutMs;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DeadlineReached()), options.timeoutMs);
+  const tag = options.count > 1 ? `request ${index}: ` : '';
+  const log = hooks.log;
+  let attempts = 0;
+  let phase = 'connecting' as 'connecting' | 'waiting for the answer' | 'backing off'; // set by the attempts
+  let lastFailure: string | undefined;
+  const context = { target: options.target, ...(options.tls ? { serverName: options.tls.serverName } : {}) };
+
+  const finish = (outcome: Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts'>): RequestResult => ({
+    index,
+    start,
+    latencyMs: performance.now() - t0,
+    attempts,
+    ...outcome,
+  });
+
+  try {
+    const answer = await withRetries<Answer>(
+      async (n) => {
+        attempts = n;
+        phase = 'connecting';
+        const ready = await connection.ready(controller.signal);
+        phase = 'waiting for the answer';
+        const a = await unaryCall(ready.session, request, { deadline, signal: controller.signal, reused: ready.reused, usable: ready.usable, context });
+        if (a.code !== Code.OK && options.retryOn.has(a.code)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
+        return a;
+      },
+      {
+        backoff: options.backoff,
+        signal: controller.signal,
+        deadline,
+        ...(hooks.random ? { random: hooks.random } : {}),
+        onRetry: ({ attempt, error, waitMs, pastDeadline }) => {
+          lastFailure = error.message;
+          phase = 'backing off';
+          const next = pastDeadline
+            ? `the deadline (in ${seconds(deadline - performance.now())}) comes before the next attempt`
+            : waitMs > 0
+              ? `next attempt in ${seconds(waitMs)}`
+              : 'retrying at once on a new connection';
+          log?.(`${tag}attempt ${attempt} failed: ${error.message}; ${next}`);
+        },
+      },
+    );
+    return finish(fromAnswer(answer, options));
+  } catch (err) {
+    if (!(controller.signal.aborted && err === controller.signal.reason)) throw err;
+    const after = `deadline exceeded after ${seconds(options.timeoutMs)}`;
+    const earlier = lastFailure === undefined ? '' : `${attempts} attempt${attempts === 1 ? '' : 's'}, last failure: ${lastFailure}`;
+    let details: string;
+    if (phase === 'waiting for the answer') details = `${after}: no answer from the server yet${earlier ? ` (${earlier})` : ''}`;
+    else if (phase === 'connecting' && lastFailure === undefined) details = `${after}: still connecting to ${options.target.address}`;
+    else if (phase === 'connecting') details = `${after}: still connecting (${earlier})`;
+    else details = `${after}: ${earlier}`;
+    log?.(`${tag}${details}`);
+    return finish({ code: Code.DEADLINE_EXCEEDED, details, ok: false });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function fromAnswer(answer: Answer, options: ClientOptions): Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts'> {
+  const host = answer.hostname === undefined ? {} : { hostname: answer.hostname };
+  if (answer.code !== Code.OK || !answer.message) return { code: answer.code, details: answer.details, ok: false, ...host };
+  try {
+    if (options.call.kind === 'health') {
+      const { status } = decodeHealthCheckResponse(answer.message);
+      return { code: Code.OK, details: '', message: servingStatusName(status), ok: status === SERVING, ...host };
+    }
+    return { code: Code.OK, details: '', message: decodeHelloReply(answer.message).message, ok: true, ...host };
+  } catch (err) {
+    const what = options.call.kind === 'health' ? 'HealthCheckResponse' : 'HelloReply';
+    return { code: Code.INTERNAL, details: `cannot decode the ${what}: ${(err as Error).message}`, ok: false, ...host };
+  }
+}
+
+/** 1s, 0.25s, 2.5s: as the flags are written. */
+export function seconds(ms: number): string {
+  return `${Number((Math.max(0, ms) / 1000).toFixed(3))}s`;
+}
