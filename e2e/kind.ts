@@ -121,20 +121,61 @@ export function findTool(name: string, path = process.env.PATH ?? ''): string | 
 const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 export const shellQuote = (argv: readonly string[]) => argv.map((a) => (SAFE.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 
-interface Result {
+export interface Result {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** What the plan runs on: real processes and time by default; a test substitutes a simulated cluster. */
+export interface KindDeps {
+  /** runs argv to completion (quiet: do not echo its output) */
+  exec?: (argv: string[], quiet: boolean) => Promise<Result>;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /** how long to poll for a VirtualService change to show (default 60 s) */
+  pollCapMs?: number;
+}
+
+async function spawnCommand(argv: string[], quiet: boolean): Promise<Result> {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    if (!quiet) process.stdout.write(d);
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (!quiet) process.stderr.write(d);
+  });
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c ?? 1));
+  });
+  return { code, stdout, stderr };
 }
 
 /** Runs commands, or (dry run) prints them: the plan's code is the same either way. */
 class Shell {
   readonly dryRun: boolean;
   readonly out: (line: string) => void;
+  readonly exec: (argv: string[], quiet: boolean) => Promise<Result>;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly now: () => number;
+  readonly pollCapMs: number;
 
-  constructor(dryRun: boolean, out: (line: string) => void) {
+  constructor(dryRun: boolean, out: (line: string) => void, deps: KindDeps) {
     this.dryRun = dryRun;
     this.out = out;
+    this.exec = deps.exec ?? spawnCommand;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.now = deps.now ?? Date.now;
+    this.pollCapMs = deps.pollCapMs ?? POLL_CAP_MS;
+  }
+
+  iso(): string {
+    return new Date(this.now()).toISOString();
   }
 
   note(text: string): void {
@@ -145,30 +186,14 @@ class Shell {
   async run(argv: string[], options: { allowFail?: boolean; quiet?: boolean; dryResult?: Partial<Result> } = {}): Promise<Result> {
     if (this.dryRun || !options.quiet) this.out(`$ ${shellQuote(argv)}`);
     if (this.dryRun) return { code: 0, stdout: '', stderr: '', ...options.dryResult };
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      if (!options.quiet) process.stdout.write(d);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (!options.quiet) process.stderr.write(d);
-    });
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (c) => resolve(c ?? 1));
-    });
-    if (code !== 0 && !options.allowFail) throw new Error(`${argv[0]} exited ${code}: ${shellQuote(argv)}\n${stderr.trim()}`);
-    return { code, stdout, stderr };
+    const result = await this.exec(argv, options.quiet ?? false);
+    if (result.code !== 0 && !options.allowFail) throw new Error(`${argv[0]} exited ${result.code}: ${shellQuote(argv)}\n${result.stderr.trim()}`);
+    return result;
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function kindE2e(o: KindOptions, out: (line: string) => void): Promise<number> {
-  const sh = new Shell(o.dryRun, out);
+export async function kindE2e(o: KindOptions, out: (line: string) => void, deps: KindDeps = {}): Promise<number> {
+  const sh = new Shell(o.dryRun, out, deps);
   const context = `kind-${o.cluster}`;
   const kubectl = (ns: string | null, ...args: string[]) => ['kubectl', '--context', context, ...(ns ? ['-n', ns] : []), ...args];
   const plans = planScenarios(o.only.length > 0 ? o.only : undefined);
@@ -311,22 +336,22 @@ function describe(p: Prediction): string {
 /** Runs `p`'s command until CONSECUTIVE runs in a row pass its checks (60 s cap). */
 async function pollUntil(sh: Shell, kubectl: Kubectl, p: Prediction, what: string): Promise<string[]> {
   const cmd = clientCommand(kubectl, p);
-  sh.note(`poll until ${CONSECUTIVE} consecutive runs show ${what} (${POLL_CAP_MS / 1000} s cap): ${describe(p)}`);
+  sh.note(`poll until ${CONSECUTIVE} consecutive runs show ${what} (${sh.pollCapMs / 1000} s cap): ${describe(p)}`);
   if (sh.dryRun) {
     sh.out(`$ ${shellQuote(cmd)}`);
     return [];
   }
-  const deadline = Date.now() + POLL_CAP_MS;
+  const deadline = sh.now() + sh.pollCapMs;
   let streak = 0;
   let last: string[] = [];
-  while (Date.now() < deadline) {
+  while (sh.now() < deadline) {
     const run = await sh.run(cmd, { allowFail: true, quiet: true });
     last = checkCall(p, { exitCode: run.code, stdout: run.stdout, stderr: run.stderr }).problems;
     streak = last.length === 0 ? streak + 1 : 0;
     if (streak >= CONSECUTIVE) return [];
-    if (last.length > 0) await sleep(1000);
+    if (last.length > 0) await sh.sleep(1000);
   }
-  return [`${what}: not ${CONSECUTIVE} consecutive runs within ${POLL_CAP_MS / 1000} s; last run: ${last.join('; ')}`];
+  return [`${what}: not ${CONSECUTIVE} consecutive runs within ${sh.pollCapMs / 1000} s; last run: ${last.join('; ')}`];
 }
 
 interface EnvoyLogLine {
@@ -348,7 +373,7 @@ async function sidecarLines(sh: Shell, kubectl: Kubectl, p: Prediction, from: st
     (p.call.port === 'tls' ? (l.upstream_cluster ?? '').includes(`.${TLS_NAMESPACE}.`) : l.path === '/helloworld.Greeter/SayHello');
   const want = p.call.port === 'tls' ? 1 : p.count;
   let lines: EnvoyLogLine[] = [];
-  const deadline = Date.now() + 20_000; // Envoy flushes its access log on a timer
+  const deadline = sh.now() + 20_000; // Envoy flushes its access log on a timer
   do {
     const run = await sh.run(cmd, { allowFail: true, quiet: true });
     lines = run.stdout
@@ -357,8 +382,8 @@ async function sidecarLines(sh: Shell, kubectl: Kubectl, p: Prediction, from: st
       .map((l) => JSON.parse(l) as EnvoyLogLine)
       .filter(ours);
     if (lines.length >= want) break;
-    await sleep(1000);
-  } while (Date.now() < deadline);
+    await sh.sleep(1000);
+  } while (sh.now() < deadline);
   return lines;
 }
 
@@ -409,7 +434,7 @@ async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predicti
     for (const p of predictions) {
       const cmd = clientCommand(kubectl, p);
       sh.note(`${p.call.label}: ${describe(p)}`);
-      const from = sh.dryRun ? 'CALL_START' : new Date().toISOString();
+      const from = sh.dryRun ? 'CALL_START' : sh.iso();
       const run = await sh.run(cmd, { allowFail: true, quiet: !sh.dryRun });
       if (sh.dryRun) {
         await sidecarLines(sh, kubectl, p, from, from);
@@ -419,8 +444,8 @@ async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predicti
       sh.out(`$ ${shellQuote(cmd)}  -> exit ${run.code}`);
       const outcome = checkCall(p, { exitCode: run.code, stdout: run.stdout, stderr: run.stderr });
       problems.push(...outcome.problems);
-      if (p.server === 'never-ok' || p.server === 'nothing') await sleep(maxDelayMs(vs) + 1000); // a late forward would show
-      const to = new Date().toISOString();
+      if (p.server === 'never-ok' || p.server === 'nothing') await sh.sleep(maxDelayMs(vs) + 1000); // a late forward would show
+      const to = sh.iso();
       problems.push(...checkSidecar(p, await sidecarLines(sh, kubectl, p, from, to), outcome.delayed));
       problems.push(...checkServer(p, await serverEntries(sh, kubectl, p, from, to), outcome.requests));
     }
@@ -432,7 +457,7 @@ async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predicti
   return problems;
 }
 
-export async function main(argv: readonly string[], out: (line: string) => void, path = process.env.PATH ?? ''): Promise<number> {
+export async function main(argv: readonly string[], out: (line: string) => void, path = process.env.PATH ?? '', deps: KindDeps = {}): Promise<number> {
   let o: KindOptions;
   try {
     o = parseKindArgs(argv);
@@ -455,7 +480,7 @@ export async function main(argv: readonly string[], out: (line: string) => void,
     out(`# (dry run: not on PATH here, needed for a real run: ${missing.join(', ')})`);
   }
   try {
-    return await kindE2e(o, out);
+    return await kindE2e(o, out, deps);
   } catch (err) {
     out(`e2e:kind: ${err instanceof Error ? err.message : String(err)}`);
     return 1;

@@ -6,8 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { shellQuote } from '../e2e/kind.ts';
-import { baselineCall, clientArgs, planScenarios, predict } from '../e2e/scenarios.ts';
+import { kindE2e as runPlan, parseKindArgs, shellQuote, TLS_NAMESPACE, type Result } from '../e2e/kind.ts';
+import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenarios, predict, scenarios, selectRoute } from '../e2e/scenarios.ts';
+import type { VirtualServiceModel } from '../e2e/virtual-service.ts';
+import { statusName } from '../src/status.ts';
 import { root } from './helpers/spawn.ts';
 
 function kindE2e(args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -182,5 +184,173 @@ describe('npm run e2e:kind: arguments and tools', () => {
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The real (non-dry-run) path of the plan, against a simulated cluster: commands are answered the way
+// kubectl, kind and a mesh would answer them (the sidecar acting on the VirtualService in force, a few
+// calls after each change, as Istio's config push takes a moment), on a virtual clock. This checks the
+// script's own logic: polling, reading the client's JSON, the sidecar's and the server's access logs,
+// the verdicts and the clean-up; not Istio, which only the real run can.
+
+interface MeshFlaws {
+  /** VirtualServices never take effect */
+  ignoresVirtualServices?: boolean;
+  /** a call whose client gave up during the delay is forwarded anyway, and answered OK */
+  forwardsAbandonedCalls?: boolean;
+  /** the sidecar's access log lacks the response flags */
+  noFlags?: boolean;
+}
+
+class SimulatedCluster {
+  t = Date.parse('2030-01-01T00:00:00.000Z');
+  commands: string[][] = [];
+  private inForce = new Map<string, VirtualServiceModel | null>();
+  private pending = new Map<string, { vs: VirtualServiceModel | null; execsLeft: number }>();
+  private envoy: Record<string, unknown>[] = [];
+  private server = new Map<string, Record<string, unknown>[]>();
+  private flaws: MeshFlaws;
+  constructor(flaws: MeshFlaws = {}) {
+    this.flaws = flaws;
+  }
+
+  iso = (ms = this.t) => new Date(ms).toISOString();
+  now = () => this.t;
+  sleep = async (ms: number) => {
+    this.t += ms;
+  };
+
+  exec = async (argv: string[]): Promise<Result> => {
+    this.commands.push(argv);
+    const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+    if (argv[0] !== 'kubectl') return ok();
+    let rest = argv.slice(3); // kubectl --context CTX
+    let ns = 'default';
+    if (rest[0] === '-n') [ns, rest] = [rest[1]!, rest.slice(2)];
+    const [verb] = rest;
+    if (verb === 'get') return ok(rest[1] === 'pods' ? 'helloworld istio-proxy' : '');
+    if (verb === 'apply' && rest[1] === '-f') {
+      const vs = loadVirtualService(rest[2]!.replace('k8s/istio/', ''));
+      this.pending.set(ns, { vs: this.flaws.ignoresVirtualServices ? null : vs, execsLeft: 2 });
+    }
+    if (verb === 'delete' && rest[1] === 'virtualservice') this.pending.set(ns, { vs: null, execsLeft: 2 });
+    if (verb === 'logs') {
+      const since = rest.find((a) => a.startsWith('--since-time='))!.slice('--since-time='.length);
+      const lines = rest.includes('istio-proxy')
+        ? this.envoy.filter((l) => String(l.start_time) >= since)
+        : (this.server.get(ns) ?? []).filter((e) => String(e.time) >= since);
+      return ok(lines.map((l) => JSON.stringify(l)).join('\n'));
+    }
+    if (verb === 'exec') return this.client(rest.slice(rest.indexOf('--') + 2));
+    return ok();
+  };
+
+  private serverLog(ns: string, entry: Record<string, unknown>) {
+    this.server.set(ns, [...(this.server.get(ns) ?? []), entry]);
+  }
+
+  /** /client ARGS through the client's sidecar */
+  private client(args: string[]): Result {
+    for (const [ns, p] of this.pending) {
+      if (p.execsLeft-- <= 0) {
+        this.inForce.set(ns, p.vs);
+        this.pending.delete(ns);
+      }
+    }
+    const value = (flag: string) => {
+      const i = args.lastIndexOf(flag);
+      return i < 0 ? undefined : args[i + 1];
+    };
+    const ms = (d: string | undefined) => (d === undefined ? undefined : Number(d.replace(/ms$/, '')));
+    const addr = value('-server_addr')!;
+    const ns = addr.includes(`.${TLS_NAMESPACE}.`) ? TLS_NAMESPACE : 'default';
+    const tls = args.includes('-tls');
+    const timeoutMs = Number(value('-timeout') ?? 1) * 1000;
+    const count = Number(value('-count') ?? 1);
+    const headers = callHeaders(args);
+    const vs = tls ? null : (this.inForce.get(ns) ?? null);
+    const start = this.t;
+    // the exec probes call the servers every few seconds, from localhost: the checks must leave them out
+    this.serverLog(ns, { time: this.iso(start), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.1:40000', authority: 'localhost:10000', status: 'OK', code: 0 });
+    const requests = Array.from({ length: count }, (_, i) => {
+      const at = start + i;
+      const route = vs ? selectRoute(vs, headers) : -1;
+      const fault = route === undefined || route < 0 ? {} : vs!.routes[route]!.fault;
+      const fires = (f?: { percent: number }) => !!f && f.percent > 0 && Math.random() * 100 < f.percent;
+      const delay = fires(fault.delay) ? fault.delay!.ms : 0;
+      const abort = fires(fault.abort) ? fault.abort!.grpcStatus : 0;
+      let code = 0;
+      let latency = delay + 20;
+      let details: string | undefined;
+      const flags: string[] = [];
+      if (delay) flags.push('DI');
+      if (route === undefined) [code, latency] = [12, 5];
+      else if (delay >= timeoutMs) [code, latency] = [4, timeoutMs + 5];
+      else if (abort) [code, details, latency] = [abort, 'fault filter abort', delay + 3];
+      if (abort && route !== undefined && delay < timeoutMs) flags.push('FI');
+      const forwarded = route !== undefined && (code === 0 || (code === 4 && this.flaws.forwardsAbandonedCalls));
+      if (forwarded) {
+        this.serverLog(ns, { time: this.iso(at + delay), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.6:40001', authority: addr, status: 'OK', code: 0 });
+      }
+      this.envoy.push({
+        start_time: this.iso(at + 1),
+        path: tls ? null : '/helloworld.Greeter/SayHello',
+        response_flags: this.flaws.noFlags || flags.length === 0 ? '-' : flags.join(','),
+        upstream_cluster: `outbound|10000||grpc-helloworld-service.${ns}.svc.cluster.local`,
+      });
+      return { start: this.iso(at), latency_ms: latency, code, status: statusName(code), ...(details ? { details } : {}), ...(code === 0 ? { message: 'Hello world' } : {}) };
+    });
+    this.t += Math.max(...requests.map((r) => r.latency_ms)) + 300; // kubectl's own overhead, not in latency_ms
+    let exit: number;
+    const expectCode = value('-expect_code');
+    if (expectCode !== undefined) {
+      const [min, max] = [ms(value('-expect_min_latency')) ?? 0, ms(value('-expect_max_latency')) ?? Infinity];
+      exit = requests.every((r) => r.status === expectCode && r.latency_ms >= min && r.latency_ms <= max) ? 0 : 1;
+    } else {
+      const failed = requests.find((r) => r.code !== 0);
+      exit = failed ? 64 + failed.code : 0;
+    }
+    return { code: exit, stdout: JSON.stringify({ requests }), stderr: exit === 0 ? '' : 'expectation not met' };
+  }
+}
+
+describe('npm run e2e:kind, for real against a simulated cluster', () => {
+  async function run(args: string[], cluster: SimulatedCluster) {
+    const lines: string[] = [];
+    const code = await runPlan(parseKindArgs(args), (l) => lines.push(l), { exec: cluster.exec, sleep: cluster.sleep, now: cluster.now, pollCapMs: 20_000 });
+    return { code, out: lines.join('\n') };
+  }
+  const execs = (c: SimulatedCluster) => c.commands.filter((a) => a.includes('exec'));
+
+  it('passes every scenario on a mesh that behaves, polling through the config push, and cleans up', async () => {
+    const cluster = new SimulatedCluster();
+    const { code, out } = await run([], cluster);
+    expect(code, out).toBe(0);
+    expect(out).toContain('# all 6 scenarios passed');
+    for (const s of scenarios) expect(out).toContain(`# scenario ${s.name}: passed`);
+    // every scenario: 3 clean baselines, >= 3 polls, its calls, 3 baselines back (and more while the push lands)
+    expect(execs(cluster).length).toBeGreaterThan(scenarios.length * 9);
+    expect(cluster.commands.at(-1)).toEqual(['kind', 'delete', 'cluster', '--name', 'grpc-helloworld-e2e']);
+  });
+
+  it('fails, naming the wait, when the VirtualService never takes effect, and still cleans up', async () => {
+    const { code, out } = await run(['--only', 'abort'], new SimulatedCluster({ ignoresVirtualServices: true }));
+    expect(code).toBe(1);
+    expect(out).toMatch(/# FAILED \(1\):\n# {3}abort: VirtualService grpc-helloworld-virtual-service \(abort\.yaml\) in force: not 3 consecutive runs within 20 s; last run: aborted \(exit code\): exit 0, want 78/);
+    expect(out).toContain('$ kind delete cluster --name grpc-helloworld-e2e');
+  });
+
+  it('catches a call answered OK after its client gave up (the server log)', async () => {
+    const { code, out } = await run(['--only', 'delay-deadline'], new SimulatedCluster({ forwardsAbandonedCalls: true }));
+    expect(code).toBe(1);
+    expect(out).toMatch(/delay-deadline: deadline first, -timeout 1 \(exit code\): server answered OK a call its client had given up on/);
+  });
+
+  it('catches a sidecar access log without DI / FI', async () => {
+    const { code, out } = await run(['--only', 'delay,abort'], new SimulatedCluster({ noFlags: true }));
+    expect(code).toBe(1);
+    expect(out).toMatch(/delay: delayed, -timeout 10: client sidecar access log: flags -, want DI on every line/);
+    expect(out).toMatch(/abort: aborted \(exit code\): client sidecar access log: flags -, want FI on every line/);
   });
 });
