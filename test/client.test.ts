@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { constants } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UsageError } from '../src/flags.ts';
@@ -670,6 +670,31 @@ describe.concurrent('transport failures in words', () => {
     const port = await freePort();
     const r = await client(['-server_addr', `localhost:${port}`, '-timeout', '0.3', '-json']);
     expect(r.json().requests[0]!.details).toMatch(new RegExp(`last failure: connection refused \\((127\\.0\\.0\\.1|\\[::1\\]):${port}\\)$`));
+  });
+
+  test('a server that accepts and never speaks: the deadline ends the wait; waiting requests share one attempt', async ({ expect }) => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      sockets.push(socket.resume()); // read (and ignore) what comes, so the client's close is seen
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const r = await client(['-server_addr', `127.0.0.1:${port}`, '-timeout', '0.4', '-count', '3', '-concurrency', '2', '-json']);
+      expect(r.code).toBe(68);
+      const requests = r.json().requests;
+      for (const q of requests) {
+        expect(q.details).toBe(`deadline exceeded after 0.4s: still connecting to 127.0.0.1:${port}`);
+        expect(q.latency_ms).toBeLessThan(1000);
+      }
+      // all three waited on one connection attempt (request 3 joined it when request 1 gave up), closed at the end
+      expect(sockets).toHaveLength(1);
+      await new Promise((resolve) => (sockets[0]!.closed ? resolve(null) : sockets[0]!.once('close', resolve)));
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
   });
 
   test('IPv6 literal addresses work', async ({ expect }) => {

@@ -23,6 +23,7 @@ interface Attempt {
   promise: Promise<ClientHttp2Session>;
   state: 'connecting' | 'ready' | 'gone';
   waiters: number;
+  abandon(): void;
 }
 
 /** How long a failed plaintext connection may spend finding out what listens instead of a gRPC server. */
@@ -54,8 +55,8 @@ export class Connection {
       const session = await abortable(attempt.promise, signal);
       return { session, reused: false, usable: () => attempt.state === 'ready' };
     } finally {
-      // the last request waiting for this attempt gave up (deadline): stop connecting
-      if (--attempt.waiters === 0 && attempt.state === 'connecting') attempt.session.destroy();
+      // the last request waiting for this attempt gave up (deadline): stop connecting, and let nobody join it
+      if (--attempt.waiters === 0 && attempt.state === 'connecting') attempt.abandon();
     }
   }
 
@@ -83,7 +84,7 @@ export class Connection {
       });
     }
     const session = connect(`${tls ? 'https' : 'http'}://${target.address}`, options);
-    const attempt: Attempt = { session, state: 'connecting', waiters: 0, promise: undefined as never };
+    const attempt: Attempt = { session, state: 'connecting', waiters: 0, promise: undefined as never, abandon: () => {} };
     this.#current = attempt;
     const gone = () => {
       attempt.state = 'gone';
@@ -99,8 +100,12 @@ export class Connection {
         gone();
         if (!session.destroyed) session.destroy();
         if (!wasConnecting) return;
-        if (attempt.waiters === 0 && failure === undefined) return reject(new TransportFailure('gave up connecting'));
         void this.#explainFailure(failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
+      };
+      attempt.abandon = () => {
+        gone();
+        session.destroy();
+        reject(new TransportFailure('gave up connecting'));
       };
       session.once('remoteSettings', () => {
         if (attempt.state !== 'connecting') return;

@@ -85,7 +85,14 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
   const t0 = performance.now();
   const deadline = t0 + options.timeoutMs;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DeadlineReached()), options.timeoutMs);
+  // timers have whole milliseconds and may fire a fraction early: the deadline never comes before its time
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const left = deadline - performance.now();
+    if (left > 0) timer = setTimeout(arm, Math.ceil(left));
+    else controller.abort(new DeadlineReached());
+  };
+  arm();
   const tag = options.count > 1 ? `request ${index}: ` : '';
   const log = hooks.log;
   let attempts = 0;
@@ -142,7 +149,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
     log?.(`${tag}${details}`);
     return finish({ code: Code.DEADLINE_EXCEEDED, details, ok: false });
   } finally {
-    clearTimeout(timer);
+    clearTimeout(timer!);
   }
 }
 
