@@ -142,8 +142,9 @@ export class Connection {
       if (words) return words;
       if (this.#diagnosis === diagnosis) this.#diagnosis = undefined; // nothing found: look again next time
     }
-    if (failure === undefined && this.tls && handshakeDone) {
-      // Node's TLS servers check a client certificate after the handshake and close without an alert
+    if ((failure === undefined || code === 'ECONNRESET') && this.tls && handshakeDone) {
+      // Node's TLS servers check a client certificate after the handshake and close without an alert, or
+      // with one the reset loses (the server closes with our HTTP/2 preface unread: RST, not FIN)
       const hint = this.tls.cert ? 'it does not accept this client certificate?' : 'it requires a client certificate? try -cert_file and -key_file';
       return `the server closed the connection after the TLS handshake (${this.target.address}): ${hint}`;
     }
