@@ -5,13 +5,13 @@ import { credentials, loadPackageDefinition, type Client, type GrpcObject, type 
 import { loadSync } from '@grpc/proto-loader';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { greeterClient, sayHello, type Answer } from './helpers/grpc-js-client.ts';
 import { splitAddress } from './helpers/raw-grpc.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { spawnServer, type SpawnedServer } from './helpers/spawn.ts';
+import { bundle, cleanEnv, root, runClient, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
 
 let spawned: SpawnedServer[] = [];
 let servers: TestServer[] = [];
@@ -164,7 +164,20 @@ describe('a client killed mid-call', () => {
     }
   `;
 
-  it.each([1, 50])('SIGKILL during a -sleep call (%i calls in flight): the in-flight count returns to 0, logged CANCELLED', async (calls) => {
+  it.each([1, 20])('dist/client.js SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
+    const s = await startTestServer({ sleepMs: 30_000 });
+    servers.push(s);
+    const args = ['-server_addr', s.address, '-timeout', '60', '-count', String(calls), '-concurrency', String(calls)];
+    const child = spawn(process.execPath, [bundle('client'), ...args], { env: cleanEnv(), cwd: root, stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    await expect.poll(() => s.inFlight(), { timeout: 10_000 }).toBe(calls);
+    child.kill('SIGKILL');
+    await exited;
+    await expect.poll(() => s.inFlight(), { timeout: 3000 }).toBe(0);
+    expect(s.log.map((e) => e.status)).toEqual(Array(calls).fill('CANCELLED'));
+  });
+
+  it.each([1, 50])('a raw HTTP/2 client SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
     const s = await startTestServer({ sleepMs: 30_000 });
     servers.push(s);
     const child = spawn(process.execPath, ['-e', script], { env: { TARGET: `http://${s.address}`, CALLS: String(calls) }, stdio: 'ignore' });
@@ -177,4 +190,64 @@ describe('a client killed mid-call', () => {
     // and the server serves the next call at once
     expect((await sayHello(client(s.address), 'after', { metadata: { 'x-helloworld-delay-ms': '0' } })).reply?.message).toBe('Hello after');
   });
+});
+
+describe('the server restarted while the client runs -count 50 -interval 0.1 -timeout 5 -json', () => {
+  it('the client reconnects; every request is accounted for, OK or with its real status; none hangs', async () => {
+    // a port that is free now, for both lives of the server
+    const probe = createNetServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const serverArgs = ['-port', String(port), '-host', '127.0.0.1', '-grace', '2'];
+
+    const first = await start(serverArgs);
+    const started = performance.now();
+    const running = runClient(['-server_addr', `127.0.0.1:${port}`, '-count', '50', '-interval', '0.1', '-timeout', '5', '-json'], { timeoutMs: 60_000 });
+    await sleep(1500);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    await sleep(700); // down: connections refused
+    const second = await start(serverArgs);
+    const restartedAt = performance.now() - started;
+    const r = await running;
+    const took = performance.now() - started;
+
+    expect(r.signal, 'the client was killed: it hung').toBeNull();
+    expect(r.stderr).toBe('');
+    const doc = JSON.parse(r.stdout) as {
+      requests: { index: number; start: string; latency_ms: number; attempts: number; code: number; status: string; details: string; message: string | null; ok: boolean }[];
+      summary: { count: number; ok: number; failed: number; by_status: Record<string, number> };
+      exit_code: number;
+    };
+    const requests = doc.requests;
+    const retried = requests.filter((q) => q.attempts > 1);
+    process.stdout.write(
+      `reliability-restart: ${doc.summary.count} requests ${JSON.stringify(doc.summary.by_status)}, ${retried.length} needed more than one attempt ` +
+        `(max ${Math.max(...requests.map((q) => q.attempts))}), slowest ${Math.max(...requests.map((q) => q.latency_ms))} ms, exit ${r.code}\n`,
+    );
+    expect(requests.map((q) => q.index)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(doc.summary.count).toBe(50);
+    expect(doc.summary.ok + doc.summary.failed).toBe(50);
+    expect(Object.values(doc.summary.by_status).reduce((a, b) => a + b, 0)).toBe(50);
+    for (const q of requests) {
+      expect(q.latency_ms, `request ${q.index} ran past its deadline`).toBeLessThan(5000 + 250);
+      if (q.ok) expect(q.message).toBe('Hello world');
+      else expect(q.details, `request ${q.index} failed without saying why`).not.toBe('');
+    }
+    // the exit code is the first failure's, or 0
+    const firstFailure = requests.find((q) => !q.ok);
+    expect(r.code).toBe(firstFailure ? 64 + firstFailure.code : 0);
+    expect(doc.exit_code).toBe(r.code);
+    // the outage was felt (some request needed more than one attempt) and survived: the reconnect worked
+    expect(requests.some((q) => q.attempts > 1)).toBe(true);
+    const t0 = Date.parse(requests[0]!.start);
+    const late = requests.filter((q) => Date.parse(q.start) - t0 > restartedAt + 1500);
+    expect(late.length).toBeGreaterThan(0);
+    expect(late.every((q) => q.ok)).toBe(true);
+    // nothing silently dropped: every OK the client counted is one OK line in the two servers' access logs
+    const okLines = (s: SpawnedServer) => s.stdout().split('\n').filter((l) => l.includes('"status":"OK"')).length;
+    expect(okLines(first) + okLines(second)).toBe(doc.summary.ok);
+    expect(took).toBeLessThan(50 * 100 + 5000 + 5000);
+  }, 60_000);
 });
