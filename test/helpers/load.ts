@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { greeterClient, sayHello } from './grpc-js-client.ts';
 import { grpcFrame, helloRequest, SAY_HELLO } from './raw-grpc.ts';
-import { bundle, cleanEnv, root } from './spawn.ts';
+import { spawnServer } from './spawn.ts';
 
 export interface LoadResult {
   tool: 'h2load' | 'grpc-js';
@@ -92,36 +92,13 @@ export interface QuietServer {
  * hundreds of thousands of RPCs keeps the log on without holding 50 MB of it in the test process.
  */
 export async function spawnQuietServer(args: readonly string[]): Promise<QuietServer> {
-  const child = spawn(process.execPath, [bundle('server'), '-port', '0', '-host', '127.0.0.1', ...args], {
-    env: cleanEnv(),
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   let total = 0;
   let notOk = 0;
-  let partial = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    const lines = (partial + d).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (!line) continue;
+  const server = await spawnServer(args, {
+    onStdoutLine(line) {
       total++;
       if (!line.includes('"code":0,')) notOk++;
-    }
+    },
   });
-  const exited = once(child, 'close').then(([code]) => code as number | null);
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      const m = /Listening \S*:(\d+)/.exec(stderr);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    void exited.then((code) => reject(new Error(`server exited ${code}: ${stderr}`)));
-  });
-  return { child, pid: child.pid!, address: `127.0.0.1:${port}`, logLines: () => ({ total, notOk }), exited };
+  return { child: server.child, pid: server.child.pid!, address: server.address, logLines: () => ({ total, notOk }), exited: server.exited };
 }

@@ -56,10 +56,14 @@ export interface SpawnedServer {
   stop(): Promise<number | null>;
 }
 
-/** Starts dist/server.js (or another entry) with `-port 0` unless a port is given, and waits for its Listening line. */
+/**
+ * Starts dist/server.js (or another entry) with `-port 0` unless a port is given, and waits for its Listening
+ * line. With `onStdoutLine`, each stdout line goes there instead of being kept (for long runs: a soak's
+ * access log would otherwise fill the test's memory).
+ */
 export async function spawnServer(
   args: readonly string[] = [],
-  options: { env?: NodeJS.ProcessEnv; file?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; file?: string; onStdoutLine?: (line: string) => void } = {},
 ): Promise<SpawnedServer> {
   const withPort = args.some((a) => /^--?port(=|$)/.test(a)) ? args : ['-port', '0', '-host', '127.0.0.1', ...args];
   const child = spawn(process.execPath, [options.file ?? bundle('server'), ...withPort], {
@@ -69,7 +73,14 @@ export async function spawnServer(
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const { onStdoutLine } = options;
+  let partial = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    if (!onStdoutLine) return void (stdout += d);
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (line) onStdoutLine(line);
+  });
   const exited = once(child, 'close').then(([code]) => code as number | null);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 15_000);
