@@ -1,7 +1,12 @@
 // One JSON line per RPC, with the fields an Envoy access log shows (start time, method path, peer,
 // authority, user agent, gRPC status, duration), so the two can be read side by side. Also counts the
 // unary RPCs in flight, which graceful shutdown and the tests read.
-import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
+//
+// This runs for every RPC, so it is kept lean (README, Performance, has the figures): instead of grpc-js'
+// general-purpose ServerInterceptingCall (closures, queues and listener objects per call) each call is
+// wrapped in one small delegating object, and lines are written in batches (lineBatcher) rather than one
+// write(2) each.
+import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
 
 export interface AccessLogEntry {
@@ -19,67 +24,230 @@ export interface AccessLogEntry {
 export interface CallTracker {
   interceptor: ServerInterceptor;
   inFlight(): number;
+  /**
+   * For a unary call answered outside grpc-js (fast-path.ts): counts it in flight and returns the record
+   * whose finish() logs it, exactly as the interceptor does for the others.
+   */
+  begin(path: string, peer: string, authority: string, userAgent: string): CallRecord;
+}
+
+type Log = (entry: AccessLogEntry) => void;
+// (grpc-js does not export these two by name)
+type InterceptingServerListener = Parameters<ServerInterceptingCallInterface['start']>[0];
+type PartialStatusObject = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
+
+interface Counter {
+  inFlight: number;
+}
+
+/** One call from its start to its end: counted in flight (unary calls) and logged once when it ends. */
+export class CallRecord {
+  readonly started = performance.now();
+  private readonly startedAt = Date.now();
+  private done = false;
+
+  constructor(
+    readonly path: string,
+    private readonly counter: Counter | null,
+    private readonly log: Log | null,
+    public peer: string,
+    public authority: string,
+    public userAgent: string,
+  ) {
+    if (counter) counter.inFlight++;
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Not counted, not logged: the call was handed to grpc-js, whose interceptor records it instead. */
+  abandon(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.counter) this.counter.inFlight--;
+  }
+
+  /** The first call logs; later ones (grpc-js reporting the same end twice) do nothing. */
+  finish(code: number, details: string | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.counter) this.counter.inFlight--;
+    if (!this.log) return;
+    const time = isoTime(this.startedAt);
+    const { path: method, peer, authority, userAgent: user_agent } = this;
+    const status = statusName(code);
+    const duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
+    // the documented field order: details (only when not OK) before duration_ms
+    this.log(
+      code !== 0 && details
+        ? { time, method, peer, authority, user_agent, code, status, details, duration_ms }
+        : { time, method, peer, authority, user_agent, code, status, duration_ms },
+    );
+  }
+}
+
+// Many calls start within the same millisecond under load: format each millisecond once.
+let lastMs = -1;
+let lastIso = '';
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/** The call as the handler sees it, passed through unchanged except that its end is recorded. */
+class TrackedCall implements ServerInterceptingCallInterface {
+  constructor(
+    private readonly next: ServerInterceptingCallInterface,
+    readonly record: CallRecord,
+  ) {}
+
+  start(listener: InterceptingServerListener): void {
+    this.next.start(new TrackedListener(listener, this));
+  }
+  sendMetadata(metadata: Metadata): void {
+    this.next.sendMetadata(metadata);
+  }
+  sendMessage(message: unknown, callback: () => void): void {
+    this.next.sendMessage(message, callback);
+  }
+  sendStatus(status: PartialStatusObject): void {
+    this.next.sendStatus(status); // recorded by the base call's sendStatus, see trackCalls
+  }
+  startRead(): void {
+    this.next.startRead();
+  }
+  getPeer(): string {
+    return this.next.getPeer();
+  }
+  getDeadline() {
+    return this.next.getDeadline();
+  }
+  getHost(): string {
+    return this.next.getHost();
+  }
+  getAuthContext() {
+    return this.next.getAuthContext();
+  }
+  getConnectionInfo() {
+    return this.next.getConnectionInfo();
+  }
+  getMetricsRecorder() {
+    return this.next.getMetricsRecorder();
+  }
+
+  received(metadata: Metadata): void {
+    const [ua] = metadata.get('user-agent');
+    if (ua !== undefined) this.record.userAgent = String(ua);
+  }
+
+  cancelled(): void {
+    // grpc-js ends the call itself when its deadline passes or the client goes away
+    const deadline = this.next.getDeadline();
+    const expired = (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
+    this.record.finish(expired ? 4 : 1, expired ? 'deadline exceeded' : 'cancelled by the client');
+  }
+}
+
+class TrackedListener implements InterceptingServerListener {
+  constructor(
+    private readonly next: InterceptingServerListener,
+    private readonly call: TrackedCall,
+  ) {}
+  onReceiveMetadata(metadata: Metadata): void {
+    this.call.received(metadata);
+    this.next.onReceiveMetadata(metadata);
+  }
+  onReceiveMessage(message: unknown): void {
+    this.next.onReceiveMessage(message);
+  }
+  onReceiveHalfClose(): void {
+    this.next.onReceiveHalfClose();
+  }
+  onCancel(): void {
+    this.call.cancelled();
+    this.next.onCancel();
+  }
 }
 
 /** `log` null: count calls, write nothing. */
-export function trackCalls(log: ((entry: AccessLogEntry) => void) | null): CallTracker {
-  let inFlight = 0;
-  const interceptor: ServerInterceptor = (method, call) => {
-    const started = performance.now();
-    const time = new Date().toISOString();
-    let userAgent = '';
+export function trackCalls(log: Log | null): CallTracker {
+  const counter: Counter = { inFlight: 0 };
+  // grpc-js only needs the ServerInterceptingCallInterface of what an interceptor returns; its type asks
+  // for the class, whose private fields no other object can have.
+  const interceptor = (method: Parameters<ServerInterceptor>[0], call: ServerInterceptingCallInterface) => {
     const counted = !method.requestStream && !method.responseStream;
-    if (counted) inFlight++;
-    let done = false;
-    const finish = (code: number, details: string | undefined) => {
-      if (done) return;
-      done = true;
-      if (counted) inFlight--;
-      log?.({
-        time,
-        method: method.path,
-        peer: call.getPeer(),
-        authority: call.getHost(),
-        user_agent: userAgent,
-        code,
-        status: statusName(code),
-        ...(code !== 0 && details ? { details } : {}),
-        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-      });
-    };
+    const record = new CallRecord(method.path, counted ? counter : null, log, peerOf(call), call.getHost(), '');
     // grpc-js answers some calls itself, below the interceptors: a message over the receive limit
     // (RESOURCE_EXHAUSTED), one that does not decompress or deserialize or a malformed grpc-timeout
     // (INTERNAL), a passed deadline. It then reports them to the interceptors only as cancelled, so log the
     // status it really sent (`call` is grpc-js' own call object, whose internal answers go through this).
-    const sendStatus = call.sendStatus.bind(call);
+    const sendStatus = call.sendStatus;
     call.sendStatus = (status) => {
-      finish(status.code, status.details);
-      sendStatus(status);
+      record.finish(status.code, status.details);
+      sendStatus.call(call, status);
     };
-    return new ServerInterceptingCall(call, {
-      start(next) {
-        next({
-          onReceiveMetadata(metadata, mdNext) {
-            userAgent = String(metadata.get('user-agent')[0] ?? '');
-            mdNext(metadata);
-          },
-          onCancel() {
-            // grpc-js ends the call itself when its deadline passes or the client goes away
-            const deadline = call.getDeadline();
-            const expired = (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
-            finish(expired ? 4 : 1, expired ? 'deadline exceeded' : 'cancelled by the client');
-          },
-        });
-      },
-      sendStatus(status, next) {
-        finish(status.code, status.details);
-        next(status);
-      },
-    });
+    return new TrackedCall(call, record) as unknown as ServerInterceptingCall;
   };
-  return { interceptor, inFlight: () => inFlight };
+  return {
+    interceptor: interceptor as ServerInterceptor,
+    inFlight: () => counter.inFlight,
+    begin: (path, peer, authority, userAgent) => new CallRecord(path, counter, log, peer, authority, userAgent),
+  };
 }
 
-export function jsonLineWriter(write: (line: string) => void): (entry: AccessLogEntry) => void {
-  return (entry) => write(`${JSON.stringify(entry)}\n`);
+/** What grpc-js' getPeer() says, from the addresses it already read when the call started. */
+function peerOf(call: ServerInterceptingCallInterface): string {
+  const { remoteAddress, remotePort } = call.getConnectionInfo();
+  return remoteAddress ? (remotePort ? `${remoteAddress}:${remotePort}` : remoteAddress) : 'unknown';
+}
+
+/** One JSON line per entry, the fields in the documented order. */
+export function formatLine(entry: AccessLogEntry): string {
+  return `${JSON.stringify(entry)}\n`;
+}
+
+export function jsonLineWriter(write: (line: string) => void): Log {
+  return (entry) => write(formatLine(entry));
+}
+
+export interface LineBatcher {
+  write(line: string): void;
+  /** writes what is pending now (before exiting) */
+  flush(): void;
+}
+
+/**
+ * Collects the lines written during one turn of the event loop and writes them in one go, in chunks of
+ * at most `maxBytes` whole lines: writes of at most PIPE_BUF (4096) bytes to a pipe are atomic, so the
+ * lines of several worker processes sharing one stdout never interleave mid-line.
+ */
+export function lineBatcher(write: (chunk: string) => void, maxBytes = 4096): LineBatcher {
+  let pending = '';
+  let pendingBytes = 0;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pendingBytes === 0) return;
+    const chunk = pending;
+    pending = '';
+    pendingBytes = 0;
+    write(chunk);
+  };
+  return {
+    write(line) {
+      const bytes = Buffer.byteLength(line);
+      if (pendingBytes + bytes > maxBytes) flush();
+      pending += line;
+      pendingBytes += bytes;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
 }

@@ -1,0 +1,156 @@
+// The fast path (src/server/fast-path.ts) answers plain SayHellos outside grpc-js. Every request here goes
+// to two in-process servers, one with the fast path and one without, and what comes back must be the same:
+// HTTP status, headers (but the date), DATA bytes, trailers, and the access-log line (but its times).
+import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
+import { constants as h2 } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grpcFrame, grpcHeaders, h2Session, helloRequest, rawRequest, type RawAnswer } from './helpers/raw-grpc.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+let fast: TestServer;
+let plain: TestServer;
+let fastSession: ClientHttp2Session;
+let plainSession: ClientHttp2Session;
+
+beforeAll(async () => {
+  [fast, plain] = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
+  [fastSession, plainSession] = await Promise.all([h2Session(fast.address), h2Session(plain.address)]);
+});
+afterAll(() => {
+  for (const s of [fastSession, plainSession]) s?.destroy();
+  for (const s of [fast, plain]) s?.forceShutdown();
+});
+
+const MB = 1024 * 1024;
+
+/**
+ * What a client can see of an answer, without what differs by nature (the date). (Not `error`: rawRequest
+ * resets the stream itself once the answer is complete, and may note that after it resolved.)
+ */
+function seen(a: RawAnswer) {
+  const { date: _date, ...headers } = a.headers;
+  return { httpStatus: a.httpStatus, headers, data: a.data.toString('hex'), trailers: { ...a.trailers }, timedOut: a.timedOut };
+}
+
+/** The same request to both servers: the same answer, and the same access-log line but for times and ports. */
+async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) {
+  const fastLogged = fast.log.length;
+  const plainLogged = plain.log.length;
+  const [a, b] = await Promise.all([rawRequest(fastSession, headers, body, options), rawRequest(plainSession, headers, body, options)]);
+  // the line is written when the call ends, which can be just after the client saw the end
+  await expect.poll(() => [fast.log.length - fastLogged, plain.log.length - plainLogged]).toEqual([1, 1]);
+  const line = (e: TestServer['log'][number]) => {
+    const { time: _t, duration_ms: _d, peer: _p, authority: _a, ...rest } = e;
+    return rest;
+  };
+  expect(line(fast.log.at(-1)!)).toEqual(line(plain.log.at(-1)!));
+  expect(seen(a)).toEqual(seen(b));
+  return a;
+}
+
+describe('fast path', () => {
+  it('is on by default, and off when -sleep or -fail_rate make every SayHello grpc-js work', async () => {
+    expect(fast.fastPath).toBe(true);
+    expect(plain.fastPath).toBe(false);
+    for (const options of [{ sleepMs: 1 }, { failRate: 0.5 }]) {
+      const s = await startTestServer(options);
+      expect(s.fastPath).toBe(false);
+      s.forceShutdown();
+    }
+  });
+
+  const split = (frame: Buffer, at: number) => [frame.subarray(0, at), frame.subarray(at)];
+  const cases: [string, OutgoingHttpHeaders, Buffer[], Parameters<typeof rawRequest>[3]?][] = [
+    ['a plain SayHello', grpcHeaders(), [grpcFrame(helloRequest('world'))]],
+    ['an empty name', grpcHeaders(), [grpcFrame(helloRequest(''))]],
+    ['a UTF-8 name', grpcHeaders(), [grpcFrame(helloRequest('wörld ✓'))]],
+    ['a name that is not UTF-8', grpcHeaders(), [grpcFrame(helloRequest(Buffer.from([0xff, 0xfe, 0xc3])))]],
+    ['an empty message (no name field)', grpcHeaders(), [grpcFrame(Buffer.alloc(0))]],
+    ['unknown fields around the name', grpcHeaders(), [grpcFrame(Buffer.concat([Buffer.from([0x10, 0x05]), helloRequest('x'), Buffer.from([0x1a, 0x01, 0x41])]))]],
+    ['application/grpc+proto, a user agent, metadata', grpcHeaders(undefined, { 'content-type': 'application/grpc+proto', 'user-agent': 'test/1', 'x-any': 'v' }), [grpcFrame(helloRequest('md'))]],
+    ['a long deadline (grpc-timeout 5S)', grpcHeaders(undefined, { 'grpc-timeout': '5S' }), [grpcFrame(helloRequest('t'))]],
+    ['a short deadline (grpc-timeout 500m: grpc-js)', grpcHeaders(undefined, { 'grpc-timeout': '500m' }), [grpcFrame(helloRequest('t'))]],
+    ['a malformed grpc-timeout', grpcHeaders(undefined, { 'grpc-timeout': 'soon' }), [grpcFrame(helloRequest('t'))]],
+    ['a 99999999H grpc-timeout (grpc-js truncates it)', grpcHeaders(undefined, { 'grpc-timeout': '99999999H' }), [grpcFrame(helloRequest('t'))]],
+    ['grpc-encoding identity', grpcHeaders(undefined, { 'grpc-encoding': 'identity' }), [grpcFrame(helloRequest('i'))]],
+    ['grpc-encoding gzip on an uncompressed message', grpcHeaders(undefined, { 'grpc-encoding': 'gzip' }), [grpcFrame(helloRequest('g'))]],
+    ['a compressed flag without grpc-encoding', grpcHeaders(), [grpcFrame(helloRequest('c'), { compressed: true })]],
+    ['a fault header (x-helloworld-fail-code)', grpcHeaders(undefined, { 'x-helloworld-fail-code': 'UNAVAILABLE' }), [grpcFrame(helloRequest('f'))]],
+    ['a delay header (x-helloworld-delay-ms 0)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '0' }), [grpcFrame(helloRequest('d'))]],
+    ['two messages in one DATA frame', grpcHeaders(), [Buffer.concat([grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))])]],
+    ['two messages in two DATA frames', grpcHeaders(), [grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))]],
+    ['a message split over two DATA frames', grpcHeaders(), split(grpcFrame(helloRequest('split')), 6)],
+    ['a message and stray bytes', grpcHeaders(), [Buffer.concat([grpcFrame(helloRequest('a')), Buffer.from([1, 2, 3])])]],
+    ['a message, then stray bytes in another DATA frame', grpcHeaders(), [grpcFrame(helloRequest('a')), Buffer.from([0, 0])]],
+    ['no message at all', grpcHeaders(), []],
+    ['a truncated prefix', grpcHeaders(), [grpcFrame(helloRequest('x')).subarray(0, 3)]],
+    ['a truncated message', grpcHeaders(), [grpcFrame(helloRequest('xyz')).subarray(0, 8)]],
+    ['bytes protobuf rejects', grpcHeaders(), [grpcFrame(Buffer.from([0x0a, 0xff, 0xff, 0xff]))]],
+    ['a bad wire type', grpcHeaders(), [grpcFrame(Buffer.from([0x0b]))]],
+    ['bytes protobufjs reads leniently', grpcHeaders(), [grpcFrame(Buffer.from([0x0a, 0x05, 0x41]))]],
+    ['a length prefix over the 4 MB limit', grpcHeaders(), [grpcFrame(Buffer.alloc(16), { length: 0xffffffff })], { keepOpen: true }],
+    ['a 1 MB name (more than one DATA frame: grpc-js)', grpcHeaders(), [grpcFrame(helloRequest('n'.repeat(MB)))]],
+  ];
+  for (const [name, headers, body, options] of cases) {
+    it(`answers ${name} as grpc-js does`, async () => {
+      await both(headers, body, options);
+    });
+  }
+
+  it('answers a wrong content-type as grpc-js does (HTTP 415, no call, nothing logged)', async () => {
+    const headers = grpcHeaders(undefined, { 'content-type': 'application/json' });
+    const body = [grpcFrame(helloRequest('j'))];
+    const [a, b] = await Promise.all([rawRequest(fastSession, headers, body), rawRequest(plainSession, headers, body)]);
+    expect(a.httpStatus).toBe(415);
+    expect(seen(a)).toEqual(seen(b));
+  });
+
+  it('answers a deadline that passes before the client half-closes as grpc-js does (DEADLINE_EXCEEDED)', async () => {
+    const a = await both(grpcHeaders(undefined, { 'grpc-timeout': '1S' }), [grpcFrame(helloRequest('late'))], { keepOpen: true, waitMs: 5000 });
+    expect(a.grpcStatus).toBe(4);
+  });
+
+  for (const how of ['RST_STREAM', 'a closed connection'] as const) {
+    it(`logs a call that ends by ${how} before the client half-closed as grpc-js does, and counts it out`, async () => {
+      const statuses: string[] = [];
+      for (const s of [plain, fast]) {
+        const session = await h2Session(s.address);
+        const before = s.log.length;
+        const stream = session.request(grpcHeaders(), { endStream: false });
+        stream.on('error', () => {});
+        stream.write(grpcFrame(helloRequest('gone')));
+        await expect.poll(() => s.inFlight()).toBe(1);
+        if (how === 'RST_STREAM') stream.close(h2.NGHTTP2_CANCEL);
+        else session.socket.destroy();
+        await expect.poll(() => s.log.length).toBe(before + 1);
+        statuses.push(s.log.at(-1)!.status);
+        expect(s.inFlight()).toBe(0);
+        session.destroy();
+      }
+      expect(statuses[1]).toBe(statuses[0]);
+      // (Node ends the readable side of a reset stream as if the client had half-closed, so grpc-js answers
+      // that one; a connection that goes away is CANCELLED)
+      if (how === 'a closed connection') expect(statuses[0]).toBe('CANCELLED');
+    });
+  }
+
+  it('counts its calls in flight, so a graceful shutdown waits for them', async () => {
+    const s = await startTestServer();
+    const session = await h2Session(s.address);
+    const stream = session.request(grpcHeaders(), { endStream: false });
+    stream.on('error', () => {});
+    stream.write(grpcFrame(helloRequest('drain')));
+    await expect.poll(() => s.inFlight()).toBe(1);
+    const done = s.shutdown(5000);
+    await new Promise((r) => setTimeout(r, 100));
+    const answer = new Promise<string>((resolve) => {
+      let data = '';
+      stream.on('data', (d: Buffer) => (data += d.toString('latin1')));
+      stream.on('close', () => resolve(data));
+    });
+    stream.end();
+    expect(await answer).toContain('Hello drain');
+    expect(await done).toBe(true);
+    session.destroy();
+  });
+});
