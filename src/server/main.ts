@@ -1,14 +1,15 @@
-// The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown.
+// The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown; with
+// -workers N > 1, N worker processes do that and this one supervises them (cluster.ts).
 // Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
 // signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
-import { logVerbosity, setLogVerbosity } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { runMain } from '../cli.ts';
 import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
 import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
-import { jsonLineWriter } from './access-log.ts';
-import { startServer, type ServerOptions } from './server.ts';
+import { jsonLineWriter, lineBatcher } from './access-log.ts';
+import { autoWorkers, isWorker, onCommand, report, startWorkers } from './cluster.ts';
+import type { RunningServer, ServerOptions } from './server.ts';
 
 const ENV_PREFIX = 'HELLO_SERVER_';
 
@@ -24,9 +25,19 @@ export const serverFlags = {
   fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls answered with -fail_code', arg: '0..1' },
   fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
   access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
+  workers: { kind: 'int', default: 0, min: 0, max: 64, describe: 'processes serving the port: 1 serves in this process; 0 one per CPU available (at most 4, and as many as the memory limit holds)', arg: 'n' },
 } as const satisfies FlagTable;
 
-export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerOptions | 'help' {
+export interface ServerCliOptions extends ServerOptions {
+  /** processes serving the port (1: this one; 0 resolved to the CPUs available) */
+  workers: number;
+}
+
+/** The access log goes out in batches (one write per event-loop turn); flushed before every exit. */
+const stdoutLines = lineBatcher((chunk) => process.stdout.write(chunk));
+process.on('exit', () => stdoutLines.flush());
+
+export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerCliOptions | 'help' {
   const { flags, positionals, help } = parseFlags(serverFlags, argv, env, ENV_PREFIX);
   if (help) return 'help';
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -51,7 +62,8 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
     failRate: flags.fail_rate,
     failCode,
     hostname: hostname(),
-    accessLog: flags.access_log ? jsonLineWriter((line) => process.stdout.write(line)) : null,
+    accessLog: flags.access_log ? jsonLineWriter(stdoutLines.write) : null,
+    workers: flags.workers === 0 ? autoWorkers() : flags.workers,
   };
 }
 
@@ -70,15 +82,29 @@ function listenError(err: unknown, options: ServerOptions): Error {
   return new Error(`cannot listen on ${where}: ${text.split('\n')[0]}`);
 }
 
-async function main(): Promise<number | undefined> {
+/**
+ * grpc-js and everything that serves is loaded only by the process that serves: a primary supervising
+ * workers, -help and a bad flag do without (esbuild keeps a dynamically imported module's initialisation
+ * lazy inside the one bundle), which halves the time to Listening with workers.
+ */
+async function serve(options: ServerOptions): Promise<RunningServer> {
+  const [grpc, { startServer }] = await Promise.all([import('@grpc/grpc-js'), import('./server.ts')]);
   // grpc-js writes its own error lines (e.g. on a failed bind) next to ours; GRPC_VERBOSITY brings them back.
-  if (!process.env.GRPC_VERBOSITY) setLogVerbosity(logVerbosity.NONE);
+  if (!process.env.GRPC_VERBOSITY) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+  return startServer(options);
+}
+
+
+async function main(): Promise<number | undefined> {
   const options = serverOptionsFromArgs(process.argv.slice(2), process.env);
   if (options === 'help') {
     process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX)}\n`);
     return 0;
   }
-  const server = await startServer(options).catch((err: unknown) => {
+  if (isWorker()) return serveAsWorker(options);
+  if (options.workers > 1) return superviseWorkers(options);
+
+  const server = await serve(options).catch((err: unknown) => {
     throw listenError(err, options);
   });
   process.stderr.write(`${describeListen(options, server.port)}\n`);
@@ -99,6 +125,61 @@ async function main(): Promise<number | undefined> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   return undefined; // keep serving
+}
+
+async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
+  const primary = await startWorkers(options.workers);
+  process.stderr.write(`${describeListen(options, primary.port)}, ${options.workers} workers\n`);
+  primary.onWorkerDeath((why) => {
+    process.stderr.write(`server: ${why}: stopping\n`);
+    void primary.force().then(() => process.exit(1));
+  });
+
+  let signals = 0;
+  const onSignal = async (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      const inFlight = await primary.force();
+      process.stderr.write(`${signal} again: forcing exit with ${inFlight} RPCs in flight\n`);
+      process.exit(1);
+    }
+    const { inFlight, done } = await primary.drain(options.graceMs);
+    if (signals > 1) return;
+    process.stderr.write(`${signal}: NOT_SERVING, draining ${inFlight} RPCs in flight (grace ${options.graceMs / 1000}s)\n`);
+    const clean = await done;
+    if (signals > 1) return;
+    process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', (s) => void onSignal(s));
+  process.on('SIGINT', (s) => void onSignal(s));
+  return undefined;
+}
+
+/** A worker: serves, tells the primary when it listens, drains or cuts when the primary says so. */
+async function serveAsWorker(options: ServerCliOptions): Promise<undefined> {
+  const ignore = () => {}; // the primary relays signals (Ctrl-C reaches the whole process group)
+  process.on('SIGTERM', ignore);
+  process.on('SIGINT', ignore);
+  const exitAfter = (message: Parameters<typeof report>[0], code: number) => {
+    stdoutLines.flush();
+    report(message, () => process.exit(code));
+  };
+  const server = await serve(options).catch((err: unknown) => {
+    exitAfter({ evt: 'failed', message: listenError(err, options).message, exitCode: 1 }, 1);
+    return new Promise<never>(() => {});
+  });
+  onCommand((command) => {
+    if (command.cmd === 'drain') {
+      report({ evt: 'draining', inFlight: server.inFlight() });
+      void server.shutdown(command.graceMs).then((clean) => exitAfter({ evt: 'drained', clean }, 0));
+    } else {
+      const inFlight = server.inFlight();
+      server.forceShutdown();
+      exitAfter({ evt: 'forcing', inFlight }, 1);
+    }
+  });
+  report({ evt: 'listening', port: server.port });
+  return undefined;
 }
 
 runMain('server', main);
