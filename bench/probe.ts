@@ -1,0 +1,230 @@
+// Probe cold start: what an exec probe pays per run. The client (one SayHello against a ready local server,
+// plaintext and -tls) against `node -e 0` on the same Node, the floor for any Node program; and the peers'
+// clients when the peer kit is here.
+//
+//   node bench/probe.ts [--runs 30] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
+//                       [--json out.json]
+//
+// Wall: hyperfine -N (median). CPU (user + system): wait4(2) per run through bench/rusage.py (python3),
+// median; without python3, hyperfine's mean. Peak RSS: /usr/bin/time -v's "Maximum resident set size"
+// (median). Commands are split on whitespace; {addr} is the plaintext server, {tls_addr} the -tls one,
+// {image_client} a copy of dist/client.js laid out as the image has it (/client: no .js, no package.json).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { dist, fmt, freePort, machine, median, node, peersDir, ratio, root, startServerProcess, which, type Running } from './lib.ts';
+
+export interface ClientSpec {
+  label: string;
+  command: string;
+  env?: Record<string, string>;
+}
+
+export interface ClientResult {
+  label: string;
+  command: string;
+  wallMs: number;
+  cpuMs: number;
+  rssMb: number;
+  runs: number;
+  failures: number;
+}
+
+export function defaultClients(): ClientSpec[] {
+  const client = `${node} ${dist('client')}`;
+  const specs: ClientSpec[] = [
+    { label: 'node -e 0', command: `${node} -e 0` },
+    { label: 'ts', command: `${client} -server_addr {addr}` },
+    { label: 'ts -tls', command: `${client} -tls -server_addr {tls_addr}` },
+    // the image runs the bundle as /client: no .js, no package.json, so Node detects the module syntax itself
+    { label: 'ts as /client', command: `${node} {image_client} -server_addr {addr}` },
+  ];
+  const peers = peersDir();
+  if (peers) {
+    specs.push({ label: 'go', command: `${peers}/bin/go-client -server_addr {addr} -quiet` });
+    specs.push({ label: 'node-ref', command: `${node} ${peers}/node-ref/client.js -server_addr {addr} -quiet` });
+  }
+  return specs;
+}
+
+function argvOf(spec: ClientSpec, addr: string, tlsAddr: string, imageClient: string): string[] {
+  const words = spec.command
+    .trim()
+    .split(/\s+/)
+    .map((w) => w.replaceAll('{tls_addr}', tlsAddr).replaceAll('{addr}', addr).replaceAll('{image_client}', imageClient));
+  return spec.env ? ['env', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...words] : words;
+}
+
+async function run(argv: readonly string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+
+export interface ProbeOptions {
+  runs: number;
+  warmup: number;
+  rssRuns: number;
+  clients?: ClientSpec[];
+  log?: (line: string) => void;
+}
+
+export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResult[]; method: string[] }> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dir = mkdtempSync(join(tmpdir(), 'bench-probe-'));
+  const imageClient = join(dir, 'client');
+  copyFileSync(dist('client'), imageClient);
+  const specs = o.clients ?? defaultClients();
+  const method: string[] = [];
+  const servers: Running[] = [];
+  try {
+    // the servers the probes call: -workers 1 (the probe's cost is what is measured), access log on
+    for (const tls of [false, true]) {
+      const port = await freePort();
+      const argv = [node, dist('server'), '-host', '127.0.0.1', '-port', String(port), '-workers', '1', ...(tls ? ['-tls'] : [])];
+      servers.push(await startServerProcess(argv, port, { ready: /Listening/ }));
+    }
+    const addr = `127.0.0.1:${servers[0]!.port}`;
+    const tlsAddr = `127.0.0.1:${servers[1]!.port}`;
+    const commands = specs.map((s) => ({ spec: s, argv: argvOf(s, addr, tlsAddr, imageClient) }));
+    for (const c of commands) {
+      const r = await run(c.argv);
+      if (r.code !== 0) throw new Error(`${c.spec.label}: exit ${r.code}, want 0: ${r.stderr || r.stdout}`);
+    }
+
+    const wall = new Map<string, number>();
+    const cpu = new Map<string, number>();
+    const rss = new Map<string, number>();
+    const failures = new Map<string, number>();
+    const hyperfine = which('hyperfine');
+    if (hyperfine) {
+      const out = join(dir, 'hyperfine.json');
+      const args = ['-N', '--warmup', String(o.warmup), '--runs', String(o.runs), '--export-json', out, '--style', 'none'];
+      for (const c of commands) args.push('-n', c.spec.label, c.argv.map(shellQuote).join(' '));
+      const r = await run([hyperfine, ...args]);
+      if (r.code !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
+      const json = JSON.parse(readFileSync(out, 'utf8')) as { results: { command: string; median: number; user: number; system: number; exit_codes: number[] }[] };
+      for (const [i, res] of json.results.entries()) {
+        const label = commands[i]!.spec.label;
+        wall.set(label, res.median * 1000);
+        cpu.set(label, (res.user + res.system) * 1000);
+        failures.set(label, res.exit_codes.filter((x) => x !== 0).length);
+      }
+      method.push(`wall: hyperfine -N --warmup ${o.warmup} --runs ${o.runs}, median`);
+    }
+    const python = which('python3');
+    if (python) {
+      const spec = JSON.stringify(commands.map((c) => [c.spec.label, c.argv]));
+      const r = await run([python, join(root, 'bench', 'rusage.py'), String(o.runs), String(o.warmup), spec]);
+      if (r.code !== 0) throw new Error(`bench/rusage.py failed: ${r.stderr}`);
+      const byLabel = JSON.parse(r.stdout) as Record<string, { wall_ms: number; cpu_ms: number; code: number }[]>;
+      for (const [label, runs] of Object.entries(byLabel)) {
+        cpu.set(label, median(runs.map((x) => x.cpu_ms)));
+        if (!hyperfine) wall.set(label, median(runs.map((x) => x.wall_ms)));
+        failures.set(label, (failures.get(label) ?? 0) + runs.filter((x) => x.code !== 0).length);
+      }
+      method.push(`CPU (user+system): wait4(2) in bench/rusage.py, ${o.runs} round-robin runs after ${o.warmup} warm-up, median`);
+      if (!hyperfine) method.push('wall: the same runs (hyperfine not found), median');
+    } else if (hyperfine) {
+      method.push("CPU: hyperfine's mean user+system (python3 not found for per-run wait4 medians)");
+    }
+    if (!hyperfine && !python) throw new Error('neither hyperfine nor python3 found: nothing to time the runs with');
+    const time = '/usr/bin/time'; // GNU time (Debian: time); the shell's builtin has no -v
+    if (existsSync(time) && o.rssRuns > 0) {
+      const samples = new Map<string, number[]>(commands.map((c) => [c.spec.label, []]));
+      for (let i = 0; i < o.rssRuns; i++) {
+        for (const c of commands) {
+          const r = await run([time, '-v', ...c.argv]);
+          const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+          if (m) samples.get(c.spec.label)!.push(Number(m[1]) / 1024);
+        }
+      }
+      for (const [label, xs] of samples) rss.set(label, median(xs));
+      method.push(`peak RSS: /usr/bin/time -v, ${o.rssRuns} round-robin runs, median`);
+    }
+    const results = commands.map(
+      (c): ClientResult => ({
+        label: c.spec.label,
+        command: c.argv.join(' '),
+        wallMs: wall.get(c.spec.label) ?? Number.NaN,
+        cpuMs: cpu.get(c.spec.label) ?? Number.NaN,
+        rssMb: rss.get(c.spec.label) ?? Number.NaN,
+        runs: o.runs,
+        failures: failures.get(c.spec.label) ?? 0,
+      }),
+    );
+    for (const r of results) if (r.failures) log(`${r.label}: ${r.failures} run(s) did not exit 0`);
+    return { results, method };
+  } finally {
+    for (const s of servers) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function probeTable(results: ClientResult[], method: string[]): string {
+  const floor = results.find((r) => r.label === 'node -e 0');
+  const go = results.find((r) => r.label === 'go');
+  const lines = [
+    `Probe cold start: one SayHello against a ready local server (dist/server.js -workers 1); ${machine()}`,
+    ...method.map((m) => `- ${m}`),
+    '',
+    '| client | wall ms | CPU ms | peak RSS MB | wall / node -e 0 | CPU / node -e 0 | RSS / node -e 0 | wall / go |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.label} | ${fmt(r.wallMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb)} | ${ratio(r.wallMs, floor?.wallMs)} | ${ratio(r.cpuMs, floor?.cpuMs)} | ` +
+        `${ratio(r.rssMb, floor?.rssMb)} | ${ratio(r.wallMs, go?.wallMs)} |`,
+    );
+  }
+  if (!go) lines.push('', 'No grpc-go column: the peer kit (../shared/peers, or $PEERS_DIR) is not here.');
+  return lines.join('\n');
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '30' },
+      warmup: { type: 'string', default: '3' },
+      'rss-runs': { type: 'string', default: '10' },
+      only: { type: 'string' },
+      client: { type: 'string', multiple: true, default: [] },
+      json: { type: 'string' },
+    },
+  });
+  if (!which('hyperfine') && !which('python3')) {
+    process.stdout.write('bench/probe: skipped: neither hyperfine nor python3 found (apt-get install hyperfine)\n');
+    return;
+  }
+  let clients = defaultClients();
+  for (const c of values.client) {
+    const eq = c.indexOf('=');
+    if (eq < 1) throw new Error(`--client wants label=command, got ${c}`);
+    const spec = { label: c.slice(0, eq), command: c.slice(eq + 1) };
+    clients = [...clients.filter((x) => x.label !== spec.label), spec];
+  }
+  if (values.only) {
+    const only = values.only.split(',');
+    clients = only.map((l) => {
+      const found = clients.find((s) => s.label === l);
+      if (!found) throw new Error(`no client labelled ${l}`);
+      return found;
+    });
+  }
+  const o = { runs: Number(values.runs), warmup: Number(values.warmup), rssRuns: Number(values['rss-runs']) };
+  const { results, method } = await benchProbe({ ...o, clients });
+  process.stdout.write(`${probeTable(results, method)}\n`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ options: o, method, results }, null, 2));
+  if (results.some((r) => r.failures > 0)) process.exitCode = 1;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
