@@ -31,7 +31,6 @@ import {
   peersDir,
   percentile,
   processTree,
-  ratio,
   rssMb,
   startServerProcess,
   which,
@@ -216,6 +215,12 @@ const spread = (r: ServerResult, k: keyof ServerRun, d = 0) => {
   return xs.length > 1 ? ` [${fmt(Math.min(...xs), d)}..${fmt(Math.max(...xs), d)}]` : '';
 };
 
+/** Median over the rounds of x's value over the base's in the same round: both ran minutes apart at most. */
+function pairedRatio(x: ServerResult, base: ServerResult, k: keyof ServerRun): string {
+  const ratios = x.runs.map((run, i) => (base.runs[i] ? Number(run[k]) / Number(base.runs[i]![k]) : Number.NaN)).filter((r) => !Number.isNaN(r));
+  return ratios.length ? `${median(ratios).toFixed(2)}x` : '-';
+}
+
 export function serverTable(results: ServerResult[], o: Pick<ServerBenchOptions, 'n' | 'c' | 'm' | 't' | 'rounds'>): string {
   const go = results.find((r) => r.label === 'go');
   const lines = [
@@ -230,14 +235,15 @@ export function serverTable(results: ServerResult[], o: Pick<ServerBenchOptions,
       `| ${r.label} | ${fmt(med(r, 'rps'), 0)}${spread(r, 'rps')} | ${fmt(med(r, 'p50'), 2)} | ${fmt(med(r, 'p99'), 2)} | ` +
         `${fmt(med(r, 'cpuUsPerReq'))} | ${fmt(med(r, 'cores'), 2)} | ${fmt(med(r, 'rssMaxMb'), 0)} | ${fmt(med(r, 'processes'), 0)} | ` +
         `${ok}/${r.runs.length}${r.nghttp === false ? ', nghttp FAILED' : r.nghttp ? ' + nghttp' : ''} | ` +
-        `${go ? ratio(med(r, 'rps'), med(go, 'rps')) : '-'} | ${go ? ratio(med(r, 'p99'), med(go, 'p99')) : '-'} |`,
+        `${go ? pairedRatio(r, go, 'rps') : '-'} | ${go ? pairedRatio(r, go, 'p99') : '-'} |`,
     );
   }
   const logged = results.filter((r) => r.runs.some((x) => x.logLinesPerRpc !== undefined));
   if (logged.length) {
     lines.push('', `Access log lines per RPC: ${logged.map((r) => `${r.label} ${fmt(med(r, 'logLinesPerRpc'), 3)}`).join(', ')}`);
   }
-  if (!go) lines.push('', 'No grpc-go column: the peer kit (../shared/peers, or $PEERS_DIR) is not here.');
+  if (go) lines.push('', 'Ratios to go: the median over the rounds of each round\'s ratio (servers of one round run back to back).');
+  else lines.push('', 'No grpc-go column: the peer kit (../shared/peers, or $PEERS_DIR) is not here.');
   return lines.join('\n');
 }
 
