@@ -4,13 +4,13 @@
 // certificates, and (3) runs every command the manifests and the README make the image run (container
 // commands, exec probes, `kubectl exec ... -- /client ...`), with the paths and addresses mapped to the
 // layout and loopback, and checks each one succeeds.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAYOUT_ENTRIES, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
+import { LAYOUT_ENTRIES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
 import { findKubectl, imageCommands, kustomize, readmeExecCommands, root, type ImageCommand } from './k8s-manifests.ts';
 import { cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
@@ -160,11 +160,19 @@ describe('Dockerfile <-> npm run image:layout', () => {
     for (const input of inputs) expect({ input, ignoredBy: patterns.filter((p) => !p.startsWith('!') && glob(p).test(input)) }).toEqual({ input, ignoredBy: [] });
   });
 
+  it('runs each program as its shebang line says (the image\'s node flags are valid for this Node)', async () => {
+    for (const name of ['server', 'client']) {
+      const [, ...flags] = readFileSync(join(dir, name), 'utf8').split('\n')[0]!.slice(2).split(' ');
+      const r = spawnSync(process.execPath, [...flags, join(dir, name), '-help'], { encoding: 'utf8' });
+      expect({ name, status: r.status, stderr: r.stderr }).toEqual({ name, status: 0, stderr: '' });
+    }
+  });
+
   it('lays out the bundles behind the runtime\'s shebang (0555) and the test-only PKI and licence notices (0444)', () => {
     for (const name of ['server', 'client']) {
       const text = readFileSync(join(dir, name), 'utf8');
-      expect(text.startsWith(`#!${RUNTIME_NODE}\n`)).toBe(true);
-      expect(text).toBe(withShebang(readFileSync(join(root, 'dist', `${name}.js`), 'utf8')));
+      expect(text.split('\n')[0]).toBe(name === 'server' ? `#!${RUNTIME_NODE} --max-semi-space-size=8` : `#!${RUNTIME_NODE}`);
+      expect(text).toBe(withShebang(readFileSync(join(root, 'dist', `${name}.js`), 'utf8'), NODE_FLAGS[name]));
       expect((statSync(join(dir, name)).mode & 0o777).toString(8)).toBe('555');
     }
     expect(readdirSync(join(dir, 'certs')).sort()).toEqual([...SHIPPED_CERTS].sort());

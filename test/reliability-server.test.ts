@@ -32,7 +32,8 @@ let secure: SpawnedServer;
 const tally = { cases: 0, crashes: 0, nextCallFailures: 0 };
 
 beforeAll(async () => {
-  [plain, secure] = await Promise.all([spawnServer([]), spawnServer(['-tls'])]);
+  // one process, so the fd counts below are those of the process that serves
+  [plain, secure] = await Promise.all([spawnServer(['-workers', '1']), spawnServer(['-tls', '-workers', '1'])]);
 });
 afterAll(async () => {
   process.stdout.write(`reliability-server: ${tally.cases} cases, ${tally.crashes} crashes, ${tally.nextCallFailures} next-call failures\n`);
