@@ -2,9 +2,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+export { freePort } from '../test/helpers/free-port.ts';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 export const dist = (name: 'server' | 'client') => join(root, 'dist', `${name}.js`);
@@ -46,16 +47,6 @@ export function percentile(sorted: readonly number[], p: number): number {
 export const fmt = (x: number | undefined, digits = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
 export const ratio = (x: number | undefined, base: number | undefined) =>
   x === undefined || base === undefined || Number.isNaN(x) || Number.isNaN(base) || base === 0 ? '-' : `${(x / base).toFixed(2)}x`;
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 export async function waitForPort(port: number, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const until = performance.now() + timeoutMs;

@@ -18,11 +18,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
+import { freePort } from '../test/helpers/free-port.ts';
+export { freePort };
 
 /** The Lua half of the fault filter: a delay that yields instead of blocking HAProxy's thread. */
 // After the sleep it marks the call: when the client goes away during the sleep (deadline, exit), HAProxy
@@ -193,17 +195,6 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
 export function findHaproxy(): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
   return dirs.filter(Boolean).map((d) => join(d, 'haproxy')).find((p) => existsSync(p));
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (the caller retries if someone takes it meanwhile). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 async function accepts(ep: Endpoint): Promise<boolean> {

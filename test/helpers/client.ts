@@ -1,10 +1,11 @@
 // The client in-process (the same path as dist/client.js: flags -> options -> runClient -> exit code), with
 // its output captured and every stderr line time-stamped; and small servers that misbehave on purpose.
 import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { errorLine, exitCodeForError } from '../../src/cli.ts';
 import { clientOptionsFromArgs } from '../../src/client/options.ts';
 import { runClient } from '../../src/client/program.ts';
+export { freePort } from './free-port.ts';
 
 export interface ClientRun {
   code: number;
@@ -68,15 +69,6 @@ export async function client(args: readonly string[], env: Record<string, string
     code = exitCodeForError(e);
   }
   return { code, stdout, stderr, timeline, started, json: <T>() => JSON.parse(stdout) as T };
-}
-
-/** A port that nothing listens on right now (for a server that starts later, or never). */
-export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface RawH2Server {
