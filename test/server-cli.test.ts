@@ -1,10 +1,10 @@
 // dist/server.js as users run it: flags, environment, bad input, signals, and a client that is not grpc-js.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { testTmpDir } from './helpers/tmp.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { cleanEnv, root, runServer, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
 
@@ -19,7 +19,7 @@ async function start(...args: Parameters<typeof spawnServer>) {
   return s;
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'server-cli-'));
+const tmp = testTmpDir('server-cli-');
 const file = (name: string, content: string) => {
   const path = join(tmp, name);
   writeFileSync(path, content);

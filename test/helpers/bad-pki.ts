@@ -2,8 +2,8 @@
 // another CA, client certificates from it and self-signed, a server certificate that expired, one for
 // the wrong name. The good ones are certs/ (the test-only PKI).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { testTmpDir } from './tmp.ts';
 import { join } from 'node:path';
 import { root } from './spawn.ts';
 
@@ -42,7 +42,7 @@ let made: BadPki | undefined;
 
 export function badPki(): BadPki {
   if (made) return made;
-  const dir = mkdtempSync(join(tmpdir(), 'bad-pki-'));
+  const dir = testTmpDir('bad-pki-');
   const pair = (name: string) => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) });
   const clientExt = 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
   const serverExt = (sans: string) => `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`;

@@ -2,8 +2,8 @@
 // temporary folder: a CA that is not the test CA, a client certificate from it, and a server certificate
 // from the test CA (right names) that expired in 2021.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { testTmpDir } from './tmp.ts';
 import { join } from 'node:path';
 import { root } from './spawn.ts';
 
@@ -17,7 +17,7 @@ let made: ClientPki | undefined;
 
 export function clientPki(): ClientPki {
   if (made) return made;
-  const dir = mkdtempSync(join(tmpdir(), 'client-pki-'));
+  const dir = testTmpDir('client-pki-');
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   const subject = (cn: string) => ['-subj', `/O=grpc-helloworld TEST ONLY/CN=${cn}`];

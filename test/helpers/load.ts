@@ -2,8 +2,8 @@
 // not installed, grpc-js clients with many unary calls in flight. Both bounded in time.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
+import { testTmpDir } from './tmp.ts';
 import { join } from 'node:path';
 import { greeterClient, sayHello } from './grpc-js-client.ts';
 import { grpcFrame, helloRequest, SAY_HELLO } from './raw-grpc.ts';
@@ -29,7 +29,7 @@ const REPLY_BYTES = grpcFrame(Buffer.from([0x0a, 11, ...Buffer.from('Hello world
  * are counted too: every OK answer carries exactly 18 bytes of DATA.
  */
 export async function h2load(address: string, requests: number, clients: number, streams: number, timeoutMs: number): Promise<LoadResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'soak-'));
+  const dir = testTmpDir('soak-');
   const body = join(dir, 'hello.bin');
   writeFileSync(body, grpcFrame(helloRequest('world')));
   const args = ['-n', String(requests), '-c', String(clients), '-m', String(streams), '-t', '1', '-d', body,
@@ -42,6 +42,7 @@ export async function h2load(address: string, requests: number, clients: number,
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   await once(child, 'close');
   clearTimeout(timer);
+  rmSync(dir, { recursive: true, force: true });
   const ms = performance.now() - started;
   const number = (re: RegExp) => Number(re.exec(out)?.[1] ?? Number.NaN);
   const succeeded = number(/(\d+) succeeded/);
