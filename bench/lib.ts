@@ -2,10 +2,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-export { freePort } from '../test/helpers/free-port.ts';
+import { accepts } from '../test/helpers/ports.ts';
+export { freePort } from '../test/helpers/ports.ts';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 export const dist = (name: 'server' | 'client') => join(root, 'dist', `${name}.js`);
@@ -52,15 +52,7 @@ export async function waitForPort(port: number, timeoutMs: number, child?: Child
   const until = performance.now() + timeoutMs;
   while (performance.now() < until) {
     if (child && child.exitCode !== null) throw new Error(`exited with code ${child.exitCode} before listening`);
-    const ok = await new Promise<boolean>((res) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        res(true);
-      });
-      socket.once('error', () => res(false));
-    });
-    if (ok) return;
+    if (await accepts(port)) return;
     await sleep(20);
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);

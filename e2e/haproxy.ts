@@ -18,12 +18,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
-import { freePort } from '../test/helpers/free-port.ts';
+import { accepts, freePort } from '../test/helpers/ports.ts';
 export { freePort };
 
 /** The Lua half of the fault filter: a delay that yields instead of blocking HAProxy's thread. */
@@ -197,17 +196,6 @@ export function findHaproxy(): string | undefined {
   return dirs.filter(Boolean).map((d) => join(d, 'haproxy')).find((p) => existsSync(p));
 }
 
-async function accepts(ep: Endpoint): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(ep.port, ep.host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 export interface RunningHaproxy {
   child: ChildProcess;
   config: string;
@@ -254,7 +242,7 @@ export async function startHaproxy(options: Omit<RenderOptions, 'luaFile'> & { b
   };
   const deadline = Date.now() + 10_000;
   for (const f of options.frontends) {
-    while (!(await accepts(f.listen))) {
+    while (!(await accepts(f.listen.port, f.listen.host))) {
       if (gone || Date.now() > deadline) {
         await stop();
         const why = `haproxy did not start: ${output.trim() || '(no output)'}`;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { errorLine, exitCodeForError } from '../../src/cli.ts';
 import { clientOptionsFromArgs } from '../../src/client/options.ts';
 import { runClient } from '../../src/client/program.ts';
-export { freePort } from './free-port.ts';
+export { freePort } from './ports.ts';
 
 export interface ClientRun {
   code: number;
