@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SAY_HELLO_PATH } from '../src/rpc-names.ts';
 import { exitCodeForStatus, statusName, STATUS_NAMES } from '../src/status.ts';
 import { readVirtualService, type MatchCondition, type StringMatch, type VirtualServiceModel } from './virtual-service.ts';
 
@@ -226,8 +227,6 @@ function stringMatches(m: StringMatch, value: string | undefined, ignoreCase = f
   if (m.kind === 'prefix') return v.startsWith(want);
   return new RegExp(`^(?:${m.value})$`, ignoreCase ? 'iu' : 'u').test(value);
 }
-
-const SAY_HELLO_PATH = '/helloworld.Greeter/SayHello';
 
 function conditionMatches(c: MatchCondition, headers: Map<string, string>, where: string): boolean {
   if (c.uri && !stringMatches(c.uri, SAY_HELLO_PATH, c.ignoreUriCase)) return false;

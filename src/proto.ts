@@ -1,11 +1,12 @@
-// The Greeter proto, loaded once for both programs from the descriptor compiled at build time
-// (scripts/gen-embedded.mjs), so nothing parses .proto text at run time.
+// The Greeter proto, loaded once for the server (and the tests' grpc-js clients) from the descriptor compiled
+// at build time (scripts/gen-embedded.mjs), so nothing parses .proto text at run time. The client does not
+// load it: it encodes its four messages itself (src/client/codec.ts).
 import { loadFileDescriptorSetFromBuffer, type PackageDefinition } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { descriptorSets } from './generated/descriptors.ts';
+import { GREETER_SERVICE } from './rpc-names.ts';
 
-export const GREETER_SERVICE = 'helloworld.Greeter';
-export const SAY_HELLO_PATH = '/helloworld.Greeter/SayHello';
+export { GREETER_SERVICE, SAY_HELLO_PATH } from './rpc-names.ts';
 
 export interface HelloRequest {
   name: string;

@@ -1,6 +1,7 @@
 // The requests of a run: -count of them, started -interval apart, at most -concurrency in flight, over one
 // shared connection. Each request has its own deadline (-timeout), which bounds everything it does:
 // waiting for a connection, the backoff between attempts, and the call itself.
+import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../rpc-names.ts';
 import { Code, statusName } from '../status.ts';
 import { unaryCall, type Answer, type UnaryRequest } from './call.ts';
 import { decodeHealthCheckResponse, decodeHelloReply, encodeHealthCheckRequest, encodeHelloRequest, servingStatusName } from './codec.ts';
@@ -9,8 +10,6 @@ import type { ClientOptions } from './options.ts';
 import { RetryableStatus, sleep, withRetries } from './reconnect.ts';
 import { USER_AGENT } from './version.ts';
 
-export const SAY_HELLO_PATH = '/helloworld.Greeter/SayHello';
-export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
 export const SERVING = 1;
 
 export interface RequestResult {

@@ -2,6 +2,7 @@
 // the reliability tests can send what no well-behaved client would. Every wait is bounded.
 import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { Socket, connect as netConnect } from 'node:net';
+import { SAY_HELLO_PATH } from '../../src/rpc-names.ts';
 
 /** A gRPC message frame: compressed flag, 4-byte big-endian length, payload. `length` may lie. */
 export function grpcFrame(payload: Buffer, options: { compressed?: boolean; length?: number } = {}): Buffer {
@@ -29,7 +30,7 @@ export function helloRequest(name: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
 }
 
-export const SAY_HELLO = '/helloworld.Greeter/SayHello';
+export const SAY_HELLO = SAY_HELLO_PATH;
 
 export interface RawAnswer {
   /** the HTTP :status, 0 when no response headers came */
