@@ -1,0 +1,291 @@
+// HPACK (RFC 7541) for the client's own HTTP/2 transport: a full decoder for what servers send, and the
+// simplest valid encoder for what we send. The encoder never adds to the server's dynamic table, so the
+// client keeps no encoder state and never has to send a table size update. Header names and values are
+// octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
+import { decodeHuffman } from './huffman.ts';
+
+export type HeaderList = Array<[name: string, value: string]>;
+
+export class HpackError extends Error {
+  override name = 'HpackError';
+}
+
+/** RFC 7541 Appendix A; index i is entry i + 1. */
+const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
+  [':authority', ''],
+  [':method', 'GET'],
+  [':method', 'POST'],
+  [':path', '/'],
+  [':path', '/index.html'],
+  [':scheme', 'http'],
+  [':scheme', 'https'],
+  [':status', '200'],
+  [':status', '204'],
+  [':status', '206'],
+  [':status', '304'],
+  [':status', '400'],
+  [':status', '404'],
+  [':status', '500'],
+  ['accept-charset', ''],
+  ['accept-encoding', 'gzip, deflate'],
+  ['accept-language', ''],
+  ['accept-ranges', ''],
+  ['accept', ''],
+  ['access-control-allow-origin', ''],
+  ['age', ''],
+  ['allow', ''],
+  ['authorization', ''],
+  ['cache-control', ''],
+  ['content-disposition', ''],
+  ['content-encoding', ''],
+  ['content-language', ''],
+  ['content-length', ''],
+  ['content-location', ''],
+  ['content-range', ''],
+  ['content-type', ''],
+  ['cookie', ''],
+  ['date', ''],
+  ['etag', ''],
+  ['expect', ''],
+  ['expires', ''],
+  ['from', ''],
+  ['host', ''],
+  ['if-match', ''],
+  ['if-modified-since', ''],
+  ['if-none-match', ''],
+  ['if-range', ''],
+  ['if-unmodified-since', ''],
+  ['last-modified', ''],
+  ['link', ''],
+  ['location', ''],
+  ['max-forwards', ''],
+  ['proxy-authenticate', ''],
+  ['proxy-authorization', ''],
+  ['range', ''],
+  ['referer', ''],
+  ['refresh', ''],
+  ['retry-after', ''],
+  ['server', ''],
+  ['set-cookie', ''],
+  ['strict-transport-security', ''],
+  ['transfer-encoding', ''],
+  ['user-agent', ''],
+  ['vary', ''],
+  ['via', ''],
+  ['www-authenticate', ''],
+];
+
+const ENTRY_OVERHEAD = 32; // RFC 7541 4.1
+const MAX_INTEGER = 0xffff_ffff;
+const MAX_CONTINUATION_OCTETS = 5; // 35 bits: room for 2^32 - 1 above any prefix, and a bound on the loop
+const EMPTY = Buffer.alloc(0);
+
+export class HpackDecoder {
+  readonly #maxTableSize: number;
+  readonly #maxHeaderListSize: number;
+  /** the dynamic table's current maximum size, lowered or raised by the encoder's size updates */
+  #capacity: number;
+  #size = 0;
+  /** the dynamic table, oldest entry first (RFC index 62 is the last element) */
+  readonly #entries: Array<readonly [string, string]> = [];
+  #block: Buffer = EMPTY;
+  #pos = 0;
+
+  constructor(options: { maxTableSize?: number; maxHeaderListSize?: number } = {}) {
+    this.#maxTableSize = limit('maxTableSize', options.maxTableSize ?? 4096);
+    this.#maxHeaderListSize = limit('maxHeaderListSize', options.maxHeaderListSize ?? 65536);
+    this.#capacity = this.#maxTableSize;
+  }
+
+  /** Decodes one complete header block (HEADERS + CONTINUATION payloads joined). Throws HpackError on any malformed input; the dynamic table state persists across blocks (one decoder per connection). */
+  decode(block: Uint8Array): HeaderList {
+    const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    this.#block = bytes;
+    this.#pos = 0;
+    const headers: HeaderList = [];
+    let listSize = 0;
+    try {
+      while (this.#pos < bytes.length) {
+        const at = this.#pos;
+        const first = bytes[at]!;
+        let name: string;
+        let value: string;
+        if (first & 0x80) {
+          // 6.1 indexed header field
+          [name, value] = this.#entry(this.#integer(7), at);
+        } else if (first & 0x40) {
+          // 6.2.1 literal with incremental indexing
+          [name, value] = this.#literal(6, at);
+          this.#insert(name, value);
+        } else if (first & 0x20) {
+          // 6.3 dynamic table size update
+          if (headers.length > 0) throw new HpackError(`dynamic table size update after a header field (octet ${at}); it may only start a block`);
+          this.#resize(this.#integer(5), at);
+          continue;
+        } else {
+          // 6.2.2 literal without indexing (0000), 6.2.3 never indexed (0001): the same to a decoder
+          [name, value] = this.#literal(4, at);
+        }
+        listSize += name.length + value.length + ENTRY_OVERHEAD;
+        if (listSize > this.#maxHeaderListSize) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`);
+        headers.push([name, value]);
+      }
+    } finally {
+      this.#block = EMPTY;
+    }
+    return headers;
+  }
+
+  #entry(index: number, at: number): readonly [string, string] {
+    if (index === 0) throw new HpackError(`header field index 0 (octet ${at}); indices start at 1`);
+    if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]!;
+    const fromNewest = index - STATIC_TABLE.length - 1;
+    const entries = this.#entries;
+    if (fromNewest < entries.length) return entries[entries.length - 1 - fromNewest]!;
+    throw new HpackError(
+      `header field index ${index} (octet ${at}) is past the end of the tables (${STATIC_TABLE.length} static + ${entries.length} dynamic entries)`,
+    );
+  }
+
+  #literal(prefixBits: number, at: number): [string, string] {
+    const nameIndex = this.#integer(prefixBits);
+    const name = nameIndex === 0 ? this.#string() : this.#entry(nameIndex, at)[0];
+    return [name, this.#string()];
+  }
+
+  /** RFC 7541 4.4: evict from the old end until the entry fits; one larger than the table empties it. */
+  #insert(name: string, value: string): void {
+    const size = name.length + value.length + ENTRY_OVERHEAD;
+    while (this.#entries.length > 0 && this.#size + size > this.#capacity) this.#evictOldest();
+    if (size <= this.#capacity) {
+      this.#entries.push([name, value]);
+      this.#size += size;
+    }
+  }
+
+  #resize(capacity: number, at: number): void {
+    if (capacity > this.#maxTableSize) {
+      throw new HpackError(`dynamic table size update to ${capacity} (octet ${at}) is above the ${this.#maxTableSize} allowed`);
+    }
+    this.#capacity = capacity;
+    while (this.#size > capacity) this.#evictOldest();
+  }
+
+  #evictOldest(): void {
+    const [name, value] = this.#entries.shift()!;
+    this.#size -= name.length + value.length + ENTRY_OVERHEAD;
+  }
+
+  /** RFC 7541 5.1, from the current octet, whose top (8 - prefixBits) bits belong to the caller. */
+  #integer(prefixBits: number): number {
+    const block = this.#block;
+    const at = this.#pos;
+    if (at >= block.length) throw new HpackError(`header block ends where an integer should start (octet ${at})`);
+    const max = (1 << prefixBits) - 1;
+    let value = block[this.#pos++]! & max;
+    if (value < max) return value;
+    for (let octets = 1, scale = 1; ; octets++, scale *= 128) {
+      if (this.#pos >= block.length) throw new HpackError(`header block ends inside the integer at octet ${at}`);
+      const octet = block[this.#pos++]!;
+      value += (octet & 0x7f) * scale;
+      if ((octet & 0x80) === 0) break;
+      if (octets === MAX_CONTINUATION_OCTETS) {
+        throw new HpackError(`integer at octet ${at} has more than ${MAX_CONTINUATION_OCTETS} continuation octets`);
+      }
+    }
+    if (value > MAX_INTEGER) throw new HpackError(`integer at octet ${at} is larger than 2^32-1`);
+    return value;
+  }
+
+  /** RFC 7541 5.2 */
+  #string(): string {
+    const block = this.#block;
+    const at = this.#pos;
+    if (at >= block.length) throw new HpackError(`header block ends where a string literal should start (octet ${at})`);
+    const huffman = (block[at]! & 0x80) !== 0;
+    const length = this.#integer(7);
+    const start = this.#pos;
+    if (length > block.length - start) {
+      throw new HpackError(`string literal at octet ${at} needs ${length} octets; the header block has ${block.length - start} left`);
+    }
+    const end = (this.#pos = start + length);
+    if (!huffman) return block.toString('latin1', start, end);
+    try {
+      return decodeHuffman(block, start, end);
+    } catch (error) {
+      throw new HpackError(`${(error as Error).message} (string literal at octet ${at})`);
+    }
+  }
+}
+
+function limit(option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_INTEGER) throw new RangeError(`HpackDecoder: ${option} must be an integer from 0 to 2^32-1, not ${value}`);
+  return value;
+}
+
+let staticNameIndex: Map<string, number> | undefined;
+
+function nameIndex(name: string): number {
+  if (!staticNameIndex) {
+    staticNameIndex = new Map();
+    // the first index of each name: a literal needs only the name
+    for (let i = STATIC_TABLE.length - 1; i >= 0; i--) staticNameIndex.set(STATIC_TABLE[i]![0], i + 1);
+  }
+  return staticNameIndex.get(name) ?? 0;
+}
+
+const NOT_ONE_OCTET = /[^\x00-\xff]/;
+
+/** Stateless: every field as "literal without indexing", name as a static-table index when the static table has that name, else a literal name; no Huffman; never touches a dynamic table (so no table size updates ever needed). */
+export function encodeHeaders(headers: HeaderList): Buffer {
+  let length = 0;
+  for (const [name, value] of headers) {
+    if (NOT_ONE_OCTET.test(name) || NOT_ONE_OCTET.test(value)) {
+      throw new HpackError(`header ${JSON.stringify(name)} has a character above U+00FF, which is not one octet`);
+    }
+    const index = nameIndex(name);
+    length += integerLength(index, 4) + (index === 0 ? stringLength(name) : 0) + stringLength(value);
+  }
+  const out = Buffer.allocUnsafe(length);
+  let pos = 0;
+  for (const [name, value] of headers) {
+    const index = nameIndex(name);
+    pos = writeInteger(out, pos, 0x00, 4, index); // 6.2.2: 0000 + name index (0: a literal name follows)
+    if (index === 0) pos = writeString(out, pos, name);
+    pos = writeString(out, pos, value);
+  }
+  return out;
+}
+
+function integerLength(value: number, prefixBits: number): number {
+  let rest = value - ((1 << prefixBits) - 1);
+  if (rest < 0) return 1;
+  let length = 2;
+  for (; rest >= 128; rest = Math.floor(rest / 128)) length++;
+  return length;
+}
+
+function writeInteger(out: Buffer, pos: number, flags: number, prefixBits: number, value: number): number {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) {
+    out[pos++] = flags | value;
+    return pos;
+  }
+  out[pos++] = flags | max;
+  let rest = value - max;
+  while (rest >= 128) {
+    out[pos++] = (rest % 128) | 0x80;
+    rest = Math.floor(rest / 128);
+  }
+  out[pos++] = rest;
+  return pos;
+}
+
+function stringLength(text: string): number {
+  return integerLength(text.length, 7) + text.length;
+}
+
+function writeString(out: Buffer, pos: number, text: string): number {
+  pos = writeInteger(out, pos, 0x00, 7, text.length); // H = 0: raw octets
+  return pos + out.write(text, pos, 'latin1');
+}
