@@ -1,6 +1,6 @@
 // Certificate and key files for both programs: read once, checked up front, and every problem reported as
 // one line that names the flag and the file (a UsageError: exit 2), never as a TLS handshake failure later.
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UsageError } from './flags.ts';
 import { testCa, testServerCert, testServerKey } from './generated/test-pki.ts';
@@ -27,6 +27,8 @@ export function readCertificates(path: string, flag: string): { pem: Buffer; cer
   const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
   try {
     if (blocks.length === 0) throw new Error('none');
+    // node:crypto only when there are certificates to read: a plaintext probe does not pay for loading it
+    const { X509Certificate } = process.getBuiltinModule('node:crypto');
     return { pem, certs: blocks.map((b) => new X509Certificate(b)) };
   } catch {
     throw new UsageError(`-${flag} ${path} is not a PEM certificate`);
@@ -36,7 +38,7 @@ export function readCertificates(path: string, flag: string): { pem: Buffer; cer
 export function readPrivateKey(path: string, flag: string): { pem: Buffer; key: KeyObject } {
   const pem = readFile(path, flag);
   try {
-    return { pem, key: createPrivateKey(pem) };
+    return { pem, key: process.getBuiltinModule('node:crypto').createPrivateKey(pem) };
   } catch {
     throw new UsageError(`-${flag} ${path} is not a PEM private key (or it is encrypted)`);
   }

@@ -5,10 +5,12 @@
 // from the HTTP status (the spec's HTTP-to-gRPC mapping). Returns the Answer; throws a TransportFailure
 // when nothing was answered (the connection failed before the response headers); rejects with the
 // signal's reason when the deadline ends the call (the stream is cancelled: RST_STREAM CANCEL).
-import { constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { Code } from '../status.ts';
 import { frame } from './codec.ts';
 import { explainTransportError, type ErrorContext } from './explain.ts';
+import { ErrorCode, errorName } from './h2/frames.ts';
+import type { HeaderList } from './h2/hpack.ts';
+import type { ClientStream, H2Session, Headers } from './h2/session.ts';
 import { TransportFailure } from './reconnect.ts';
 
 export interface UnaryRequest {
@@ -46,84 +48,82 @@ export interface CallOptions {
 /** gRPC's default limit on a received message. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-export function unaryCall(session: ClientHttp2Session, request: UnaryRequest, options: CallOptions): Promise<Answer> {
+export function unaryCall(session: H2Session, request: UnaryRequest, options: CallOptions): Promise<Answer> {
   const { signal } = options;
   return new Promise<Answer>((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason as Error);
-    const headers: OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': request.path,
-      ':authority': request.authority,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'grpc-timeout': grpcTimeout(options.deadline - performance.now()),
-      'user-agent': request.userAgent,
-    };
-    const own = new Set(Object.keys(headers));
-    for (const [key, value] of request.metadata) {
-      const existing = headers[key];
-      // a user's user-agent replaces ours; other repeated keys are sent as repeated headers
-      headers[key] = existing === undefined || own.has(key) ? value : [...(Array.isArray(existing) ? existing : [String(existing)]), value];
-      own.delete(key);
-    }
-
-    let stream: ReturnType<ClientHttp2Session['request']>;
-    try {
-      stream = session.request(headers);
-    } catch (err) {
-      return reject(new TransportFailure(explainTransportError(err, options.context), options.reused));
-    }
-    let response: IncomingHttpHeaders | undefined;
-    let trailers: IncomingHttpHeaders | undefined;
+    let response: Headers | undefined;
+    let trailers: Headers | undefined;
     const chunks: Buffer[] = [];
     let received = 0;
     let tooLarge = false;
-    let streamError: unknown;
-
+    let stream: ClientStream;
     const onAbort = () => {
-      stream.close(constants.NGHTTP2_CANCEL);
+      stream.cancel();
       reject(signal.reason as Error);
     };
+    try {
+      stream = session.request(requestFields(request, session.scheme, options.deadline), frame(request.message), {
+        onHeaders: (h) => {
+          if (response) trailers = h;
+          else response = h;
+        },
+        onData: (chunk) => {
+          received += chunk.length;
+          if (received > MAX_MESSAGE_BYTES + 5) {
+            tooLarge = true;
+            stream.cancel();
+          } else {
+            chunks.push(chunk);
+          }
+        },
+        onClose: (ending) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) return; // rejected already
+          if (!response) {
+            const words = ending.error ? explainTransportError(ending.error, options.context) : closedWithoutAnswer(ending.rstCode);
+            // never answered: on a connection that is going away, the request never reached the application
+            reject(new TransportFailure(`no answer: ${words}`, options.reused && !options.usable()));
+            return;
+          }
+          resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, streamError: ending.error, context: options.context }));
+        },
+      });
+    } catch (err) {
+      return reject(new TransportFailure(explainTransportError(err, options.context), options.reused));
+    }
     signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('response', (h) => (response = h));
-    stream.on('trailers', (h) => (trailers = h));
-    stream.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > MAX_MESSAGE_BYTES + 5) {
-        tooLarge = true;
-        stream.close(constants.NGHTTP2_CANCEL);
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    let ended = false;
-    stream.on('end', () => (ended = true));
-    stream.on('error', (err) => (streamError ??= err));
-    stream.on('close', () => {
-      signal.removeEventListener('abort', onAbort);
-      if (signal.aborted) return; // rejected already
-      if (!response) {
-        const words = streamError ? explainTransportError(streamError, options.context) : closedWithoutAnswer(stream.rstCode);
-        // never answered: on a connection that is going away, the request never reached the application
-        reject(new TransportFailure(`no answer: ${words}`, options.reused && !options.usable()));
-        return;
-      }
-      resolve(readAnswer(response, trailers, Buffer.concat(chunks), {
-          tooLarge,
-          ended,
-          connectionLost: session.destroyed || session.closed,
-          rstCode: stream.rstCode,
-          streamError,
-          context: options.context,
-        }));
-    });
-    stream.end(frame(request.message));
   });
 }
 
+/** The request's header fields: pseudo-headers, gRPC's, then the metadata (a user's user-agent replaces ours; other repeated keys repeat). */
+function requestFields(request: UnaryRequest, scheme: string, deadline: number): HeaderList {
+  const fields: HeaderList = [
+    [':method', 'POST'],
+    [':scheme', scheme],
+    [':path', request.path],
+    [':authority', request.authority],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+    ['grpc-timeout', grpcTimeout(deadline - performance.now())],
+    ['user-agent', request.userAgent],
+  ];
+  const replaceable = new Map(fields.map((f, i) => [f[0], i]));
+  for (const [key, value] of request.metadata) {
+    const at = replaceable.get(key);
+    if (at === undefined) {
+      fields.push([key, value]);
+    } else {
+      fields[at] = [key, value];
+      replaceable.delete(key);
+    }
+  }
+  return fields;
+}
+
 function closedWithoutAnswer(rstCode: number): string {
-  if (rstCode === constants.NGHTTP2_REFUSED_STREAM) return 'the server refused the stream (REFUSED_STREAM)';
-  if (rstCode !== constants.NGHTTP2_NO_ERROR) return `the stream was reset (HTTP/2 error ${h2ErrorName(rstCode)})`;
+  if (rstCode === ErrorCode.REFUSED_STREAM) return 'the server refused the stream (REFUSED_STREAM)';
+  if (rstCode !== ErrorCode.NO_ERROR) return `the stream was reset (HTTP/2 error ${errorName(rstCode)})`;
   return 'the connection closed before the server answered';
 }
 
@@ -131,15 +131,15 @@ interface Ending {
   tooLarge: boolean;
   /** the server ended the stream (END_STREAM), rather than the connection ending under it */
   ended: boolean;
-  /** the connection closed (Node then closes its streams with CANCEL: not the server's reset) */
+  /** the connection ended under the stream (its rstCode is then not the server's) */
   connectionLost: boolean;
   rstCode: number;
-  streamError: unknown;
+  streamError?: unknown;
   context: ErrorContext;
 }
 
 /** The answer from the response headers, trailers and body; exported for tests of odd servers. */
-export function readAnswer(response: IncomingHttpHeaders, trailers: IncomingHttpHeaders | undefined, body: Buffer, ending: Ending): Answer {
+export function readAnswer(response: Headers, trailers: Headers | undefined, body: Buffer, ending: Ending): Answer {
   const hostname = header(trailers, 'hostname') ?? header(response, 'hostname');
   const withHost = (a: Answer): Answer => (hostname === undefined ? a : { ...a, hostname });
   const httpStatus = Number(response[':status']);
@@ -156,8 +156,8 @@ export function readAnswer(response: IncomingHttpHeaders, trailers: IncomingHttp
   if (ending.tooLarge) return withHost({ code: Code.RESOURCE_EXHAUSTED, details: `response message larger than ${MAX_MESSAGE_BYTES} bytes` });
   const rawStatus = header(statusHeaders, 'grpc-status');
   if (rawStatus === undefined) {
-    if (ending.rstCode !== constants.NGHTTP2_NO_ERROR && !ending.connectionLost) {
-      return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${h2ErrorName(ending.rstCode)})` });
+    if (ending.rstCode !== ErrorCode.NO_ERROR && !ending.connectionLost) {
+      return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${errorName(ending.rstCode)})` });
     }
     if (ending.ended && !ending.streamError && !ending.connectionLost) {
       return withHost({ code: Code.INTERNAL, details: 'the server ended the stream without a gRPC status (no grpc-status trailer)' });
@@ -197,7 +197,7 @@ function readMessages(body: Buffer, encoding: string | undefined): Buffer[] | st
   return out;
 }
 
-function header(headers: IncomingHttpHeaders | undefined, key: string): string | undefined {
+function header(headers: Headers | undefined, key: string): string | undefined {
   const v = headers?.[key];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -249,36 +249,15 @@ export function httpToGrpcCode(httpStatus: number): number {
 /** The gRPC spec's mapping for a stream reset before its status. */
 function rstToGrpcCode(rstCode: number): number {
   switch (rstCode) {
-    case constants.NGHTTP2_REFUSED_STREAM:
+    case ErrorCode.REFUSED_STREAM:
       return Code.UNAVAILABLE;
-    case constants.NGHTTP2_CANCEL:
+    case ErrorCode.CANCEL:
       return Code.CANCELLED;
-    case constants.NGHTTP2_ENHANCE_YOUR_CALM:
+    case ErrorCode.ENHANCE_YOUR_CALM:
       return Code.RESOURCE_EXHAUSTED;
-    case constants.NGHTTP2_INADEQUATE_SECURITY:
+    case ErrorCode.INADEQUATE_SECURITY:
       return Code.PERMISSION_DENIED;
     default:
       return Code.INTERNAL;
   }
-}
-
-const H2_ERRORS = [
-  'NO_ERROR',
-  'PROTOCOL_ERROR',
-  'INTERNAL_ERROR',
-  'FLOW_CONTROL_ERROR',
-  'SETTINGS_TIMEOUT',
-  'STREAM_CLOSED',
-  'FRAME_SIZE_ERROR',
-  'REFUSED_STREAM',
-  'CANCEL',
-  'COMPRESSION_ERROR',
-  'CONNECT_ERROR',
-  'ENHANCE_YOUR_CALM',
-  'INADEQUATE_SECURITY',
-  'HTTP_1_1_REQUIRED',
-];
-
-function h2ErrorName(code: number): string {
-  return H2_ERRORS[code] ?? `0x${code.toString(16)}`;
 }

@@ -2,16 +2,16 @@
 // ready when the server's HTTP/2 SETTINGS arrived, as grpc-go waits for the server preface: every failure
 // before that is a connection failure, with words (explain.ts). A connection that the server told to go
 // away (GOAWAY), or that closed, is replaced by a new one at the next request.
-import { connect, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
-import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
 import { MIN_TLS_VERSION } from '../tls.ts';
 import { diagnosePlaintext, explainTransportError, type ErrorContext } from './explain.ts';
+import { H2Session } from './h2/session.ts';
 import type { ClientTls, Target } from './options.ts';
 import { TransportFailure } from './reconnect.ts';
 
 export interface Ready {
-  session: ClientHttp2Session;
+  session: H2Session;
   /** the connection worked before this request's attempt (it did not come up for it) */
   reused: boolean;
   /** false once the server said GOAWAY or the connection closed: new requests go to a new connection */
@@ -19,8 +19,8 @@ export interface Ready {
 }
 
 interface Attempt {
-  session: ClientHttp2Session;
-  promise: Promise<ClientHttp2Session>;
+  session: H2Session;
+  promise: Promise<H2Session>;
   state: 'connecting' | 'ready' | 'gone';
   waiters: number;
   abandon(): void;
@@ -46,7 +46,7 @@ export class Connection {
   async ready(signal: AbortSignal): Promise<Ready> {
     signal.throwIfAborted();
     const current = this.#current;
-    if (current?.state === 'ready' && !current.session.closed && !current.session.destroyed) {
+    if (current?.state === 'ready' && !current.session.closed) {
       return { session: current.session, reused: true, usable: () => current.state === 'ready' };
     }
     const attempt = current?.state === 'connecting' ? current : this.#connect();
@@ -70,63 +70,39 @@ export class Connection {
     const { target, tls } = this;
     const started = performance.now();
     this.log?.(`connecting to ${target.address}${tls ? ` (TLS, verifying ${JSON.stringify(tls.serverName)})` : ''}`);
-    const options: SecureClientSessionOptions = { settings: { enablePush: false } };
-    if (tls) {
-      const serverName = tls.serverName;
-      Object.assign(options, {
-        ca: tls.ca,
-        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-        minVersion: MIN_TLS_VERSION,
-        ALPNProtocols: ['h2'],
-        // SNI carries a name, never an IP address (RFC 6066); the certificate is checked against the name either way
-        ...(isIP(serverName) ? {} : { servername: serverName }),
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert),
-      });
-    }
-    const session = connect(`${tls ? 'https' : 'http'}://${target.address}`, options);
-    const attempt: Attempt = { session, state: 'connecting', waiters: 0, promise: undefined as never, abandon: () => {} };
+    const attempt: Attempt = { session: undefined as never, state: 'connecting', waiters: 0, promise: undefined as never, abandon: () => {} };
     this.#current = attempt;
     const gone = () => {
       attempt.state = 'gone';
       if (this.#current === attempt) this.#current = undefined;
     };
-    attempt.promise = new Promise<ClientHttp2Session>((resolve, reject) => {
-      let failure: unknown;
+    attempt.promise = new Promise<H2Session>((resolve, reject) => {
       let handshakeDone = false;
-      /** The end of this connection, however it is told: the session's error or close, or its socket's. */
-      const end = (err?: unknown) => {
-        if (err !== undefined) failure ??= err;
-        const wasConnecting = attempt.state === 'connecting';
-        gone();
-        if (!session.destroyed) session.destroy();
-        if (!wasConnecting) return;
-        void this.#explainFailure(failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
-      };
+      const session = new H2Session(tls ? tlsSocket(target, tls) : netConnect({ host: target.host, port: target.port }), tls !== undefined, {
+        connect: () => (handshakeDone = true),
+        ready: () => {
+          if (attempt.state !== 'connecting') return;
+          attempt.state = 'ready';
+          const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
+          this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how})`);
+          resolve(session);
+        },
+        goaway: (errorCode) => {
+          if (attempt.state === 'ready') this.log?.(`the server sent GOAWAY (code ${errorCode}): the next request opens a new connection`);
+          gone();
+        },
+        close: (failure) => {
+          const wasConnecting = attempt.state === 'connecting';
+          gone();
+          if (wasConnecting) void this.#explainFailure(failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
+        },
+      });
+      attempt.session = session;
       attempt.abandon = () => {
         gone();
         session.destroy();
         reject(new TransportFailure('gave up connecting'));
       };
-      session.once('remoteSettings', () => {
-        if (attempt.state !== 'connecting') return;
-        attempt.state = 'ready';
-        const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
-        this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how})`);
-        resolve(session);
-      });
-      session.on('error', end);
-      session.once('close', () => end());
-      // A TLS alert after the client's side of the handshake (mTLS without a client certificate) errors the
-      // socket and destroys the session without an 'error' or 'close' from it (Node 24): listen to the socket.
-      session.once('connect', (_session, socket) => {
-        handshakeDone = true;
-        socket.once('error', end);
-        socket.once('close', () => end());
-      });
-      session.on('goaway', (errorCode) => {
-        if (attempt.state === 'ready') this.log?.(`the server sent GOAWAY (code ${errorCode}): the next request opens a new connection`);
-        gone();
-      });
     });
     attempt.promise.catch(() => {}); // nobody may be waiting any more when it fails
     return attempt;
@@ -153,6 +129,24 @@ export class Connection {
     }
     return explainTransportError(failure, this.#context);
   }
+}
+
+/** A TLS connection offering HTTP/2 (ALPN h2) that verifies the server certificate against `tls.serverName`. */
+function tlsSocket(target: Target, tls: ClientTls): Socket {
+  // node:tls only with -tls: loading it costs a plaintext probe as much as starting Node
+  const { connect, checkServerIdentity } = process.getBuiltinModule('node:tls');
+  const serverName = tls.serverName;
+  return connect({
+    host: target.host,
+    port: target.port,
+    ca: tls.ca,
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+    minVersion: MIN_TLS_VERSION,
+    ALPNProtocols: ['h2'],
+    // SNI carries a name, never an IP address (RFC 6066); the certificate is checked against the name either way
+    ...(isIP(serverName) ? {} : { servername: serverName }),
+    checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert),
+  });
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -2,7 +2,6 @@
 // rather than a reset connection, "certificate signed by unknown authority (try -ca_file)" rather than
 // UNABLE_TO_VERIFY_LEAF_SIGNATURE.
 import { connect as netConnect, isIP } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import type { Target } from './options.ts';
 
 export interface ErrorContext {
@@ -88,6 +87,10 @@ export function explainTransportError(err: unknown, ctx: ErrorContext): string {
       return `not an HTTP/2 server (${e?.message ?? 'protocol error'}): not a gRPC server?`;
     case 'ERR_HTTP2_GOAWAY_SESSION':
       return 'the server is going away (HTTP/2 GOAWAY) and did not take the request';
+    case 'ERR_H2_NO_ALPN': // the client's own HTTP/2 (h2/session.ts): its messages are words already
+    case 'ERR_HTTP2_PROTOCOL':
+    case 'ERR_HTTP2_GOAWAY_ERROR':
+      return e!.message;
     case 'ERR_HTTP2_INVALID_SESSION':
       return 'the connection was already closed';
   }
@@ -113,6 +116,7 @@ function firstLine(text: string | undefined): string {
 export async function diagnosePlaintext(target: Target, ms: number): Promise<string | undefined> {
   if (ms <= 0) return undefined;
   const until = performance.now() + ms;
+  const { connect: tlsConnect } = process.getBuiltinModule('node:tls');
   const speaksTls = await new Promise<boolean>((resolve) => {
     const socket = tlsConnect({
       host: target.host,

@@ -3,4 +3,4 @@
 import pkg from '../../package.json' with { type: 'json' };
 
 export const CLIENT_VERSION: string = pkg.version;
-export const USER_AGENT = `grpc-helloworld-client/${CLIENT_VERSION} (node-http2)`;
+export const USER_AGENT = `grpc-helloworld-client/${CLIENT_VERSION}`;

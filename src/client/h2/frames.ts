@@ -1,0 +1,160 @@
+// HTTP/2 frames (RFC 9113 §4, §6): the 9-byte frame header, the types, flags, settings and error codes the
+// client uses, and a reader that cuts a byte stream into frames.
+
+export const CLIENT_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export const FrameType = {
+  DATA: 0x0,
+  HEADERS: 0x1,
+  PRIORITY: 0x2,
+  RST_STREAM: 0x3,
+  SETTINGS: 0x4,
+  PUSH_PROMISE: 0x5,
+  PING: 0x6,
+  GOAWAY: 0x7,
+  WINDOW_UPDATE: 0x8,
+  CONTINUATION: 0x9,
+} as const;
+
+export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
+
+export const Setting = {
+  HEADER_TABLE_SIZE: 0x1,
+  ENABLE_PUSH: 0x2,
+  MAX_CONCURRENT_STREAMS: 0x3,
+  INITIAL_WINDOW_SIZE: 0x4,
+  MAX_FRAME_SIZE: 0x5,
+  MAX_HEADER_LIST_SIZE: 0x6,
+} as const;
+
+export const ErrorCode = {
+  NO_ERROR: 0x0,
+  PROTOCOL_ERROR: 0x1,
+  INTERNAL_ERROR: 0x2,
+  FLOW_CONTROL_ERROR: 0x3,
+  SETTINGS_TIMEOUT: 0x4,
+  STREAM_CLOSED: 0x5,
+  FRAME_SIZE_ERROR: 0x6,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  COMPRESSION_ERROR: 0x9,
+  CONNECT_ERROR: 0xa,
+  ENHANCE_YOUR_CALM: 0xb,
+  INADEQUATE_SECURITY: 0xc,
+  HTTP_1_1_REQUIRED: 0xd,
+} as const;
+
+const ERROR_NAMES = Object.keys(ErrorCode);
+
+export function errorName(code: number): string {
+  return ERROR_NAMES[code] ?? `0x${code.toString(16)}`;
+}
+
+/** The largest frame payload anyone must accept, and the most this client accepts (it never raises it). */
+export const DEFAULT_MAX_FRAME_SIZE = 16_384;
+export const MAX_WINDOW = 2 ** 31 - 1;
+
+export interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/** A connection error the client detects (RFC 9113 §5.4.1): it sends GOAWAY with `h2Code` and closes. */
+export class H2ProtocolError extends Error {
+  override name = 'H2ProtocolError';
+  readonly code = 'ERR_HTTP2_PROTOCOL';
+  constructor(
+    message: string,
+    readonly h2Code: number = ErrorCode.PROTOCOL_ERROR,
+  ) {
+    super(message);
+  }
+}
+
+export function encodeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): Buffer {
+  const length = payload?.length ?? 0;
+  const out = Buffer.allocUnsafe(9 + length);
+  out.writeUIntBE(length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(streamId & MAX_WINDOW, 5);
+  if (payload) out.set(payload, 9);
+  return out;
+}
+
+export function encodeSettings(settings: ReadonlyArray<readonly [id: number, value: number]>): Buffer {
+  const payload = Buffer.allocUnsafe(settings.length * 6);
+  settings.forEach(([id, value], i) => {
+    payload.writeUInt16BE(id, i * 6);
+    payload.writeUInt32BE(value, i * 6 + 2);
+  });
+  return encodeFrame(FrameType.SETTINGS, 0, 0, payload);
+}
+
+export function encodeWindowUpdate(streamId: number, increment: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(increment, 0);
+  return encodeFrame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
+}
+
+export function encodeRstStream(streamId: number, code: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(code, 0);
+  return encodeFrame(FrameType.RST_STREAM, 0, streamId, payload);
+}
+
+export function encodeGoaway(lastStreamId: number, code: number, debug: string): Buffer {
+  const text = Buffer.from(debug, 'utf8');
+  const payload = Buffer.allocUnsafe(8 + text.length);
+  payload.writeUInt32BE(lastStreamId, 0);
+  payload.writeUInt32BE(code, 4);
+  text.copy(payload, 8);
+  return encodeFrame(FrameType.GOAWAY, 0, 0, payload);
+}
+
+/** Cuts the bytes a server sends into frames; throws H2ProtocolError on a frame larger than it accepts. */
+export class FrameReader {
+  #pending: Buffer = Buffer.alloc(0);
+
+  constructor(readonly maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {}
+
+  /** The bytes not yet part of a whole frame (for telling what a server that is not HTTP/2 sent). */
+  get pending(): Buffer {
+    return this.#pending;
+  }
+
+  *frames(chunk: Buffer): Generator<Frame> {
+    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    let at = 0;
+    while (buf.length - at >= 9) {
+      const length = buf.readUIntBE(at, 3);
+      if (length > this.maxFrameSize) {
+        this.#pending = buf.subarray(at);
+        throw new H2ProtocolError(`frame of ${length} bytes is larger than the ${this.maxFrameSize} allowed`, ErrorCode.FRAME_SIZE_ERROR);
+      }
+      if (buf.length - at < 9 + length) break;
+      const frame: Frame = {
+        type: buf[at + 3]!,
+        flags: buf[at + 4]!,
+        streamId: buf.readUInt32BE(at + 5) & MAX_WINDOW,
+        payload: buf.subarray(at + 9, at + 9 + length),
+      };
+      at += 9 + length;
+      // the rest is kept before the frame is handled: a handler may end the session
+      this.#pending = buf = buf.subarray(at);
+      at = 0;
+      yield frame;
+    }
+    this.#pending = at === 0 ? buf : buf.subarray(at);
+  }
+}
+
+/** A frame's payload without its padding (PADDED flag: one length byte first, that many bytes last). */
+export function unpadded(frame: Frame): Buffer {
+  if (!(frame.flags & Flag.PADDED)) return frame.payload;
+  const pad = frame.payload[0];
+  if (pad === undefined || pad >= frame.payload.length) throw new H2ProtocolError('padding longer than the frame');
+  return frame.payload.subarray(1, frame.payload.length - pad);
+}
