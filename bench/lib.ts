@@ -5,10 +5,11 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'no
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accepts } from '../test/helpers/ports.ts';
+import { BUNDLE_FILES, type Program } from '../scripts/bundles.ts';
 export { freePort } from '../test/helpers/ports.ts';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
-export const dist = (name: 'server' | 'client') => join(root, 'dist', `${name}.js`);
+export const dist = (name: Program) => join(root, 'dist', BUNDLE_FILES[name]);
 /** The Node that runs the bench (the project's Node 24 under npm run) runs every Node program measured. */
 export const node = process.execPath;
 

@@ -1,8 +1,10 @@
-// Bundles each program into one self-contained ESM file: dist/server.js and dist/client.js.
+// Bundles each program into one self-contained file: dist/server.js (ESM) and dist/client.cjs (CommonJS; why in
+// scripts/bundles.ts).
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { BUNDLE_FILES } from './bundles.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync(process.execPath, [join(root, 'scripts/gen-embedded.mjs')], { stdio: 'inherit' });
@@ -19,23 +21,27 @@ const protoLoaderShim = {
 };
 
 const entryPoints = { server: 'src/server/main.ts', client: 'src/client/main.ts' };
+// CommonJS dependencies call require() for Node built-ins and read __dirname; give the ESM bundle both.
+const esmBanner =
+  "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);const __filename=new URL(import.meta.url).pathname,__dirname=__filename.slice(0,__filename.lastIndexOf('/'));";
 await Promise.all(
-  Object.entries(entryPoints).map(([name, entry]) =>
-    build({
+  Object.entries(entryPoints).map(([name, entry]) => {
+    const esm = BUNDLE_FILES[name].endsWith('.js');
+    return build({
       entryPoints: [join(root, entry)],
-      outfile: join(root, `dist/${name}.js`),
+      outfile: join(root, 'dist', BUNDLE_FILES[name]),
       bundle: true,
       platform: 'node',
-      format: 'esm',
+      format: esm ? 'esm' : 'cjs',
       target: 'node24',
       minify: true,
       legalComments: 'linked',
-      // CommonJS dependencies call require() for Node built-ins and read __dirname; give the ESM bundle both.
-      banner: {
-        js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);const __filename=new URL(import.meta.url).pathname,__dirname=__filename.slice(0,__filename.lastIndexOf('/'));",
-      },
+      ...(esm
+        ? { banner: { js: esmBanner } }
+        : // yargs-parser makes a require() from import.meta.url (for config files, which we do not use)
+          { define: { 'import.meta.url': '__importMetaUrl' }, banner: { js: "const __importMetaUrl=require('node:url').pathToFileURL(__filename).href;" } }),
       plugins: [protoLoaderShim],
       logLevel: 'warning',
-    }),
-  ),
+    });
+  }),
 );

@@ -1,5 +1,5 @@
 // Lays out, under DIR, exactly the files the Dockerfile's runtime stage copies, at the same paths:
-//   DIR/server, DIR/client   the bundles (dist/*.js) behind a shebang for the runtime image's node, mode 0555
+//   DIR/server, DIR/client   the bundles (dist/server.js, dist/client.cjs) behind a shebang for the runtime image's node, mode 0555
 //   DIR/certs/               the TEST-ONLY PKI (certificates, keys and the README that says so), mode 0444
 //   DIR/licenses/            the bundles' third-party licence comments (esbuild's *.LEGAL.txt), mode 0444
 // The Dockerfile runs this script in its build stage (`node scripts/image-layout.ts /layout`) and its runtime
@@ -12,6 +12,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUNDLE_FILES, type Program } from './bundles.ts';
 
 /** Where `node` lives in the runtime image (gcr.io/distroless/nodejs24-debian12): the bundles' shebang. */
 export const RUNTIME_NODE = '/nodejs/bin/node';
@@ -61,17 +62,19 @@ function prepare(dir: string): void {
 }
 
 export function layOut(dir: string, { dist = join(root, 'dist'), certs = join(root, 'certs') } = {}): void {
-  for (const name of ['server', 'client']) {
-    if (!existsSync(join(dist, `${name}.js`))) throw new LayoutError(`${join(dist, `${name}.js`)} is missing: run \`npm run build\` first`);
+  const programs = Object.keys(BUNDLE_FILES) as Program[];
+  for (const name of programs) {
+    const bundle = join(dist, BUNDLE_FILES[name]);
+    if (!existsSync(bundle)) throw new LayoutError(`${bundle} is missing: run \`npm run build\` first`);
   }
   for (const name of SHIPPED_CERTS) {
     if (!existsSync(join(certs, name))) throw new LayoutError(`${join(certs, name)} is missing`);
   }
   prepare(dir);
 
-  for (const name of ['server', 'client']) {
+  for (const name of programs) {
     const target = join(dir, name);
-    writeFileSync(target, withShebang(readFileSync(join(dist, `${name}.js`), 'utf8'), NODE_FLAGS[name]));
+    writeFileSync(target, withShebang(readFileSync(join(dist, BUNDLE_FILES[name]), 'utf8'), NODE_FLAGS[name]));
     chmodSync(target, EXECUTABLE);
   }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAYOUT_ENTRIES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
 import { findKubectl, imageCommands, kustomize, readmeExecCommands, root, type ImageCommand } from './k8s-manifests.ts';
-import { cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
+import { bundle, cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
 // ---- the Dockerfile, as far as this test reads it -------------------------------------------------------------
 interface Instruction {
@@ -82,8 +82,8 @@ let dir: string;
 const servers: SpawnedServer[] = [];
 
 beforeAll(() => {
-  for (const name of ['server', 'client']) {
-    if (!existsSync(join(root, 'dist', `${name}.js`))) throw new Error(`dist/${name}.js is missing: run \`npm run build\` (npm test does it first)`);
+  for (const name of ['server', 'client'] as const) {
+    if (!existsSync(bundle(name))) throw new Error(`${bundle(name)} is missing: run \`npm run build\` (npm test does it first)`);
   }
   // outside the repository, like / in the image: no package.json above it decides the module type
   dir = mkdtempSync(join(tmpdir(), 'grpc-helloworld-layout-'));
@@ -169,10 +169,10 @@ describe('Dockerfile <-> npm run image:layout', () => {
   });
 
   it('lays out the bundles behind the runtime\'s shebang (0555) and the test-only PKI and licence notices (0444)', () => {
-    for (const name of ['server', 'client']) {
+    for (const name of ['server', 'client'] as const) {
       const text = readFileSync(join(dir, name), 'utf8');
       expect(text.split('\n')[0]).toBe(name === 'server' ? `#!${RUNTIME_NODE} --max-semi-space-size=8` : `#!${RUNTIME_NODE}`);
-      expect(text).toBe(withShebang(readFileSync(join(root, 'dist', `${name}.js`), 'utf8'), NODE_FLAGS[name]));
+      expect(text).toBe(withShebang(readFileSync(bundle(name), 'utf8'), NODE_FLAGS[name]));
       expect((statSync(join(dir, name)).mode & 0o777).toString(8)).toBe('555');
     }
     expect(readdirSync(join(dir, 'certs')).sort()).toEqual([...SHIPPED_CERTS].sort());

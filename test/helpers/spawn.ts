@@ -1,10 +1,11 @@
-// Runs a built bundle (dist/server.js, dist/client.js) as users do, on the test's Node (the image's major).
+// Runs a built bundle (dist/server.js, dist/client.cjs) as users do, on the test's Node (the image's major).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { BUNDLE_FILES, type Program } from '../../scripts/bundles.ts';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
-export const bundle = (name: 'server' | 'client') => `${root}dist/${name}.js`;
+export const bundle = (name: Program) => `${root}dist/${BUNDLE_FILES[name]}`;
 
 export interface RunResult {
   code: number | null;
