@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../src/client/h2/hpack.ts';
-import { decodeHuffman, EOS, HUFFMAN_CODE_AND_BITS } from '../src/client/h2/huffman.ts';
+import { buildDecodeTree, DECODE_TREE, decodeHuffman, EOS, HUFFMAN_CODE_AND_BITS } from '../src/client/h2/huffman.ts';
 
 // hpack.js has no types: the little of it used here.
 interface HpackJsHeader {
@@ -277,6 +277,10 @@ describe('Huffman code (RFC 7541 Appendix B)', () => {
     const codes = symbols.map(({ symbol }) => bitsOf(symbol)).sort();
     for (let i = 1; i < codes.length; i++) expect(codes[i]!.startsWith(codes[i - 1]!), `${codes[i - 1]} is a prefix of ${codes[i]}`).toBe(false);
     expect(symbols.reduce((sum, { bits }) => sum + 2 ** (30 - bits), 0)).toBe(2 ** 30);
+  });
+
+  test('the decode tree written out in huffman.ts is the one the table builds', () => {
+    expect(Array.from(DECODE_TREE)).toEqual(Array.from(buildDecodeTree()));
   });
 
   test("the same codes as hpack.js's copy of the table", () => {
