@@ -2,6 +2,7 @@
 // socket: what a well-behaved server asks of it (PING, SETTINGS, flow control, a concurrency limit,
 // CONTINUATION, GOAWAY) and what a broken one does to it. The client's behaviour against real servers
 // (grpc-js, grpc-go, grpcio, HAProxy) is in the client and interop tests.
+import fc from 'fast-check';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'vitest';
@@ -349,4 +350,51 @@ describe('a broken server', () => {
     expect(await closed).toBeUndefined();
     expect(() => request(session)).toThrow(expect.objectContaining({ code: 'ERR_HTTP2_INVALID_SESSION' }));
   });
+});
+
+describe('whatever a server sends (fast-check)', () => {
+  // Frames of any type, flags, stream and payload after a valid SETTINGS, or bytes that are not frames at
+  // all: the open request always ends (onClose once), and the session never throws out of a socket
+  // handler. Bounded: 150 connections.
+  const anyFrame = fc.record({
+    type: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 10, max: 255 })),
+    flags: fc.integer({ min: 0, max: 255 }),
+    streamId: fc.oneof(fc.constantFrom(0, 1, 3), fc.integer({ min: 0, max: 2 ** 31 - 1 })),
+    payload: fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.constant(encodeHeaders(OK_HEADERS))),
+  });
+  const script = fc.oneof(
+    fc.array(anyFrame, { minLength: 1, maxLength: 8 }).map((frames) => frames.map((f) => encodeFrame(f.type, f.flags, f.streamId, f.payload))),
+    fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 4 }).map((chunks) => chunks.map((c) => Buffer.from(c))),
+  );
+
+  test('the request ends, once, and nothing escapes', async ({ expect }) => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await fc.assert(
+        fc.asyncProperty(script, async (chunks) => {
+          const { peer, session } = await connected();
+          const { stream, recorded } = request(session);
+          let endings = 0;
+          void recorded.ending.then(() => endings++);
+          await peer.requestBody(1);
+          for (const chunk of chunks) peer.socket.write(chunk);
+          // a server that sends nothing conclusive leaves the stream open: the caller's deadline cancels it
+          const ended = await Promise.race([recorded.ending.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 30))]);
+          if (!ended) stream.cancel();
+          await recorded.ending;
+          session.destroy();
+          peer.socket.destroy();
+          server?.close();
+          await new Promise((r) => setImmediate(r));
+          expect(endings).toBe(1);
+        }),
+        { numRuns: 150 },
+      );
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
+  }, 60_000);
 });

@@ -29,7 +29,7 @@ const UNKNOWN_AUTHORITY = new Set([
 
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_RECORD_LAYER_FAILURE', 'ERR_SSL_HTTP_REQUEST']);
 
-/** The innermost error with a code (Node wraps a session's failure into each stream's cancellation). */
+/** The innermost error with a code (an error may carry the one that caused it). */
 function rootCause(err: unknown): NodeError | undefined {
   let e = err as NodeError | undefined;
   while (e && typeof e === 'object' && e.cause && typeof e.cause === 'object') e = e.cause as NodeError;
