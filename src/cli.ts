@@ -15,11 +15,25 @@ export function exitCodeForError(err: unknown): number {
 export function runMain(program: string, main: () => Promise<number | undefined>): void {
   main().then(
     (code) => {
-      if (code !== undefined) process.exit(code);
+      if (code !== undefined) exitWhenWritten(code);
     },
     (err: unknown) => {
       process.stderr.write(errorLine(program, err));
-      process.exit(exitCodeForError(err));
+      exitWhenWritten(exitCodeForError(err));
     },
   );
+}
+
+/**
+ * Exits once stdout and stderr have taken everything written to them. A write to a pipe that is full (64 KiB
+ * on Linux: a -json document of a few hundred requests) is queued, and process.exit() would drop the rest.
+ */
+function exitWhenWritten(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  // an empty write calls back after every write before it (or with the error of a closed stream)
+  process.stdout.write('', done);
+  process.stderr.write('', done);
 }

@@ -1,12 +1,14 @@
-// dist/client.js as users run it: the Go image's invocations against dist/server.js, the deadline against a
+// dist/client.cjs as users run it: the Go image's invocations against dist/server.js, the deadline against a
 // slow server, every exit code, the usage text, and the -json document against its JSON Schema.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { clientFlags } from '../src/client/options.ts';
 import { client, type JsonDocument } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { cleanEnv, root, runClient, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
+import { bundle, cleanEnv, root, runClient, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
 
 const schema = JSON.parse(readFileSync(`${root}docs/client-output.schema.json`, 'utf8')) as object;
 const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true });
@@ -39,20 +41,20 @@ const envFor = (s: { port: number }, extra: Record<string, string> = {}) => clea
 const greeting = /^Greeting: Hello world \(from [^,]+, \d+\.\d+ ms\)\n$/;
 
 describe("the Go client's invocations", () => {
-  test('node dist/client.js (localhost:10000, mapped to the test server through HELLO_CLIENT_SERVER_ADDR)', async () => {
+  test('node dist/client.cjs (localhost:10000, mapped to the test server through HELLO_CLIENT_SERVER_ADDR)', async () => {
     const r = await runClient([], { env: envFor(plain) });
     expect(r.stdout).toMatch(greeting);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
 
-  test('node dist/client.js -tls', async () => {
+  test('node dist/client.cjs -tls', async () => {
     const r = await runClient(['-tls'], { env: envFor(tls) });
     expect(r.stdout).toMatch(greeting);
     expect(r.code).toBe(0);
   });
 
-  test('node dist/client.js -server_addr localhost:PORT -timeout 10', async () => {
+  test('node dist/client.cjs -server_addr localhost:PORT -timeout 10', async () => {
     const r = await runClient(['-server_addr', at(plain), '-timeout', '10']);
     expect(r.stdout).toMatch(greeting);
     expect(r.code).toBe(0);
@@ -173,6 +175,14 @@ describe('-json document and its schema (docs/client-output.schema.json)', () =>
     const noSummary = structuredClone(docs[0]!) as Partial<JsonDocument>;
     delete noSummary.summary;
     expect(validate(noSummary)).toBe(false);
+  });
+
+  test('a document larger than a pipe holds (64 KiB): the process exits only when all of it is written', async () => {
+    // a real pipe(2), as in `client -json | jq`: Node's own child pipes are socket pairs with larger buffers
+    const command = `"${process.execPath}" "${bundle('client')}" -json -count 600 -concurrency 20 | cat; exit "\${PIPESTATUS:-0}"`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', command], { env: envFor(plain), maxBuffer: 16 * 1024 * 1024 });
+    expect(stdout.length).toBeGreaterThan(2 * 65_536);
+    expect((JSON.parse(stdout) as JsonDocument).requests).toHaveLength(600);
   });
 
   test('stdout holds only the document; -v lines go to stderr', async () => {
