@@ -8,7 +8,7 @@
 // Wall: hyperfine -N (median). CPU (user + system): wait4(2) per run through bench/rusage.py (python3),
 // median; without python3, hyperfine's mean. Peak RSS: /usr/bin/time -v's "Maximum resident set size"
 // (median). Commands are split on whitespace; {addr} is the plaintext server, {tls_addr} the -tls one,
-// {image_client} a copy of dist/client.js laid out as the image has it (/client: no .js, no package.json).
+// {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

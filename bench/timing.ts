@@ -48,7 +48,7 @@ async function client(args: string[]): Promise<{ requests: ClientRequest[]; wall
   try {
     return { requests: (JSON.parse(stdout) as { requests: ClientRequest[] }).requests, wallMs };
   } catch {
-    throw new Error(`dist/client.js ${args.join(' ')}: no JSON document on stdout: ${stdout.slice(0, 500)}`);
+    throw new Error(`dist/client.cjs ${args.join(' ')}: no JSON document on stdout: ${stdout.slice(0, 500)}`);
   }
 }
 
@@ -108,7 +108,7 @@ export async function benchTiming(o: { count: number; delayMs: number; deadlines
 export function timingTable(r: TimingResult): string {
   const d = r.delay;
   const lines = [
-    `Timing fidelity: dist/client.js against dist/server.js on loopback; ${machine()}`,
+    `Timing fidelity: dist/client.cjs against dist/server.js on loopback; ${machine()}`,
     '',
     '| check | goal | measured | |',
     '| --- | --- | --- | --- |',

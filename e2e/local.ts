@@ -1,6 +1,6 @@
 // The local runner of the fault-injection scenarios: for each scenario its own server(s) (dist/server.js)
 // and its own HAProxy, rendered from the scenario's VirtualService, all on free loopback ports; the built
-// client (dist/client.js) runs each call as a user would in a pod, with -json (and -expect_* where the
+// client (dist/client.cjs) runs each call as a user would in a pod, with -json (and -expect_* where the
 // table says so); the server's access log (stdout, one JSON line per RPC) says what reached it.
 import { runClient, spawnServer, type RunResult, type SpawnedServer } from '../test/helpers/spawn.ts';
 import { freePort, HaproxyBindError, startHaproxy, type FrontendSpec, type RunningHaproxy } from './haproxy.ts';

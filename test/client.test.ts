@@ -1,6 +1,6 @@
 // The client in-process against real servers on loopback: the project's server (grpc-js), plain node:http2
 // servers that answer what a gRPC library would not, and nothing at all (reconnects). The same path as
-// dist/client.js from the flags on; test/client-cli.test.ts runs the bundle itself.
+// dist/client.cjs from the flags on; test/client-cli.test.ts runs the bundle itself.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { constants } from 'node:http2';

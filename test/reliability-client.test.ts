@@ -1,4 +1,4 @@
-// Issue 7, client under bad input: dist/client.js given every kind of bad flag, file, certificate, address
+// Issue 7, client under bad input: dist/client.cjs given every kind of bad flag, file, certificate, address
 // and server answers with one clear line on stderr, the documented exit code, within its deadline — no
 // hang, no stack trace. One table: each row its expected message fragment and exit code.
 import { once } from 'node:events';

@@ -164,7 +164,7 @@ describe('a client killed mid-call', () => {
     }
   `;
 
-  it.each([1, 20])('dist/client.js SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
+  it.each([1, 20])('dist/client.cjs SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
     const s = await startTestServer({ sleepMs: 30_000 });
     servers.push(s);
     const args = ['-server_addr', s.address, '-timeout', '60', '-count', String(calls), '-concurrency', String(calls)];

@@ -1,4 +1,4 @@
-// The client in-process (the same path as dist/client.js: flags -> options -> runClient -> exit code), with
+// The client in-process (the same path as dist/client.cjs: flags -> options -> runClient -> exit code), with
 // its output captured and every stderr line time-stamped; and small servers that misbehave on purpose.
 import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
 import type { AddressInfo } from 'node:net';
