@@ -2,6 +2,7 @@
 // every answer carries the `hostname` metadata so a client sees which replica answered.
 import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { HelloReply, HelloRequest } from '../proto.ts';
+import { afterDelay } from './delay.ts';
 import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
 
 export function greeterImplementation(options: FaultOptions, hostname: string): UntypedServiceImplementation {
@@ -27,8 +28,7 @@ export function greeterImplementation(options: FaultOptions, hostname: string): 
       };
       if (plan.delayMs <= 0) return answer();
       // A call whose deadline passes (or whose client goes away) is cancelled: stop waiting, answer nothing.
-      const timer = setTimeout(answer, plan.delayMs);
-      call.once('cancelled', () => clearTimeout(timer));
+      call.once('cancelled', afterDelay(plan.delayMs, answer));
     },
   };
 }
