@@ -6,6 +6,7 @@ import { constants as h2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcFrame, grpcHeaders, h2Session, helloRequest, rawRequest, type RawAnswer } from './helpers/raw-grpc.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { qualifiesForFastPath } from '../src/server/fast-path.ts';
 
 let fast: TestServer;
 let plain: TestServer;
@@ -77,6 +78,12 @@ describe('fast path', () => {
     ['a compressed flag without grpc-encoding', grpcHeaders(), [grpcFrame(helloRequest('c'), { compressed: true })]],
     ['a fault header (x-helloworld-fail-code)', grpcHeaders(undefined, { 'x-helloworld-fail-code': 'UNAVAILABLE' }), [grpcFrame(helloRequest('f'))]],
     ['a delay header (x-helloworld-delay-ms 0)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '0' }), [grpcFrame(helloRequest('d'))]],
+    ['a delay (x-helloworld-delay-ms 20)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '20' }), [grpcFrame(helloRequest('d'))]],
+    ['a fractional delay with spaces and a long deadline', grpcHeaders(undefined, { 'x-helloworld-delay-ms': ' 5.5 ', 'grpc-timeout': '5S' }), [grpcFrame(helloRequest('d'))]],
+    ['a malformed delay (grpc-js: INVALID_ARGUMENT)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': 'soon' }), [grpcFrame(helloRequest('d'))]],
+    ['two delay headers', grpcHeaders(undefined, { 'x-helloworld-delay-ms': ['5', '10'] }), [grpcFrame(helloRequest('d'))]],
+    ['a delay and a fail code (grpc-js)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '5', 'x-helloworld-fail-code': '14' }), [grpcFrame(helloRequest('d'))]],
+    ['a delay and no message at all', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '5' }), []],
     ['two messages in one DATA frame', grpcHeaders(), [Buffer.concat([grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))])]],
     ['two messages in two DATA frames', grpcHeaders(), [grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))]],
     ['a message split over two DATA frames', grpcHeaders(), split(grpcFrame(helloRequest('split')), 6)],
@@ -108,6 +115,44 @@ describe('fast path', () => {
   it('answers a deadline that passes before the client half-closes as grpc-js does (DEADLINE_EXCEEDED)', async () => {
     const a = await both(grpcHeaders(undefined, { 'grpc-timeout': '1S' }), [grpcFrame(helloRequest('late'))], { keepOpen: true, waitMs: 5000 });
     expect(a.grpcStatus).toBe(4);
+  });
+
+  it('answers a deadline that passes during a delay as grpc-js does (DEADLINE_EXCEEDED at the deadline)', async () => {
+    const a = await both(grpcHeaders(undefined, { 'grpc-timeout': '1S', 'x-helloworld-delay-ms': '3000' }), [grpcFrame(helloRequest('slow'))], { waitMs: 5000 });
+    expect(a.grpcStatus).toBe(4);
+  });
+
+  it('logs a client that goes away during a delay as grpc-js does, and counts it out', async () => {
+    const statuses: string[] = [];
+    for (const s of [plain, fast]) {
+      const session = await h2Session(s.address);
+      const before = s.log.length;
+      const stream = session.request(grpcHeaders(undefined, { 'x-helloworld-delay-ms': '3000', 'grpc-timeout': '10S' }));
+      stream.on('error', () => {});
+      stream.end(grpcFrame(helloRequest('gone')));
+      await expect.poll(() => s.inFlight()).toBe(1);
+      stream.close(h2.NGHTTP2_CANCEL);
+      await expect.poll(() => s.log.length).toBe(before + 1);
+      statuses.push(s.log.at(-1)!.status);
+      expect(s.inFlight()).toBe(0);
+      session.destroy();
+    }
+    expect(statuses).toEqual(['CANCELLED', 'CANCELLED']);
+  });
+
+  it('waits out a delay before answering', async () => {
+    const started = performance.now();
+    const a = await rawRequest(fastSession, grpcHeaders(undefined, { 'x-helloworld-delay-ms': '50' }), [grpcFrame(helloRequest('wait'))]);
+    expect(a.grpcStatus).toBe(0);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(50);
+    await expect.poll(() => fast.log.at(-1)?.duration_ms ?? 0).toBeGreaterThanOrEqual(50);
+  });
+
+  it('serves well-formed delays itself, and leaves malformed ones and fail codes to grpc-js', () => {
+    const base = { ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc' };
+    expect(qualifiesForFastPath({ ...base, 'x-helloworld-delay-ms': '250' }, 0)).toBe(true);
+    expect(qualifiesForFastPath({ ...base, 'x-helloworld-delay-ms': 'soon' }, 0)).toBe(false);
+    expect(qualifiesForFastPath({ ...base, 'x-helloworld-fail-code': '14' }, 0)).toBe(false);
   });
 
   for (const how of ['RST_STREAM', 'a closed connection'] as const) {

@@ -68,6 +68,16 @@ export class CallRecord {
     if (this.counter) this.counter.inFlight--;
   }
 
+  /**
+   * Ended by the client going away. A client's own deadline timer fires at the same deadline (its
+   * grpc-timeout), so its RST_STREAM usually arrives a moment before the server's timer would end the call:
+   * a cancel that close to the deadline is the deadline.
+   */
+  cancel(msToDeadline: number): void {
+    const expired = msToDeadline <= DEADLINE_TOLERANCE_MS;
+    this.finish(expired ? 4 : 1, expired ? 'deadline exceeded' : 'cancelled by the client');
+  }
+
   /** The first call logs; later ones (grpc-js reporting the same end twice) do nothing. */
   finish(code: number, details: string | undefined): void {
     if (this.done) return;
@@ -148,12 +158,9 @@ class TrackedCall implements ServerInterceptingCallInterface {
   }
 
   cancelled(): void {
-    // grpc-js ends the call itself when its deadline passes or the client goes away. A client's own deadline
-    // timer fires at the same deadline (its grpc-timeout), so its RST_STREAM usually arrives a moment before
-    // ours would: a cancel that close to the deadline is the deadline.
+    // grpc-js ends the call itself when its deadline passes or the client goes away
     const deadline = this.next.getDeadline();
-    const expired = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now() <= DEADLINE_TOLERANCE_MS;
-    this.record.finish(expired ? 4 : 1, expired ? 'deadline exceeded' : 'cancelled by the client');
+    this.record.cancel((deadline instanceof Date ? deadline.getTime() : deadline) - Date.now());
   }
 }
 

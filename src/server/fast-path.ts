@@ -1,10 +1,11 @@
 // The plain SayHello, answered straight on its HTTP/2 stream: the request a load generator sends in a loop
-// (one uncompressed message, no fault headers, no -sleep or -fail_rate) costs about two thirds of the CPU
+// (one uncompressed message, no fail header, no -sleep or -fail_rate; a delay header is served here too, so
+// that the answer comes as one write when the delay ends) costs about two thirds of the CPU
 // that grpc-js' general call machinery spends on it (README, Performance, has the figures), and it is the call
 // that decides how fast the server is under load.
 //
 // Everything else is grpc-js' job, unchanged: other methods, health, reflection, compression, deadlines
-// shorter than FAST_MIN_TIMEOUT_MS, faults and delays, and every request body that is not exactly one
+// shorter than FAST_MIN_TIMEOUT_MS, faults, malformed delays, and every request body that is not exactly one
 // well-formed message. A call starts here only when its headers qualify; its body is then looked at as it
 // arrives, and the moment anything about it is unusual (more than one message, a compressed flag, a frame
 // split over several DATA frames, bytes protobuf does not accept) the bytes read so far are put back on
@@ -20,7 +21,8 @@ import type { EventEmitter } from 'node:events';
 import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
-import { DELAY_HEADER, FAIL_CODE_HEADER, type FaultOptions } from './faults.ts';
+import { afterDelay } from './delay.ts';
+import { DELAY_HEADER, delayFromHeader, FAIL_CODE_HEADER, type FaultOptions } from './faults.ts';
 
 /** A call with a shorter deadline goes to grpc-js, which keeps a timer for it. */
 export const FAST_MIN_TIMEOUT_MS = 1000;
@@ -49,7 +51,7 @@ export function installFastPath(server: Server, options: FaultOptions & { hostna
     const grpcJs = h2.listeners('stream')[0] as StreamListener;
     h2.removeAllListeners('stream');
     h2.on('stream', function (this: EventEmitter, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) {
-      if (!qualifies(headers, rest[0])) return grpcJs.call(this, stream, headers, ...rest);
+      if (!qualifiesForFastPath(headers, rest[0])) return grpcJs.call(this, stream, headers, ...rest);
       new FastCall(stream, headers, options.hostname, tracker, () => grpcJs.call(this, stream, headers, ...rest));
     });
   }
@@ -57,13 +59,15 @@ export function installFastPath(server: Server, options: FaultOptions & { hostna
 }
 
 /** Headers of a plain SayHello: anything else, or anything that asks for more, is grpc-js' job. */
-function qualifies(headers: IncomingHttpHeaders, flags: unknown): boolean {
+export function qualifiesForFastPath(headers: IncomingHttpHeaders, flags: unknown): boolean {
   if (headers[':path'] !== SAY_HELLO_PATH) return false;
   const contentType = headers['content-type'];
   if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) return false;
   const encoding = headers['grpc-encoding'];
   if (encoding !== undefined && encoding !== 'identity') return false;
-  if (headers[DELAY_HEADER] !== undefined || headers[FAIL_CODE_HEADER] !== undefined) return false;
+  if (headers[FAIL_CODE_HEADER] !== undefined) return false;
+  const delay = headers[DELAY_HEADER];
+  if (delay !== undefined && (typeof delay !== 'string' || delayFromHeader(delay) === undefined)) return false; // grpc-js words the error
   // END_STREAM on the headers: no message at all, grpc-js says so
   if (typeof flags === 'number' && (flags & 0x1) !== 0) return false;
   const timeout = headers['grpc-timeout'];
@@ -102,8 +106,11 @@ class FastCall {
   private readonly record: CallRecord;
   private readonly onData = (chunk: Buffer) => this.data(chunk);
   private readonly onEnd = () => this.end();
-  private readonly onClose = () => this.finish(1, 'cancelled by the client');
+  private readonly onClose = () => this.cancelled();
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() of the call's deadline (grpc-timeout); Infinity without one */
+  private deadlineAt = Infinity;
+  private cancelDelay: (() => void) | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -118,12 +125,27 @@ class FastCall {
     stream.on('end', this.onEnd);
     stream.on('close', this.onClose);
     const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) this.timer = setTimeout(() => this.deadline(), timeoutMs(String(timeout)));
+    if (timeout !== undefined) {
+      const ms = timeoutMs(String(timeout));
+      this.deadlineAt = performance.now() + ms;
+      this.timer = setTimeout(() => this.deadline(), ms);
+    }
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.timer);
+    this.cancelDelay?.();
   }
 
   private finish(code: number, details: string): void {
-    clearTimeout(this.timer);
+    this.stopTimers();
     this.record.finish(code, details);
+  }
+
+  /** The client went away (RST_STREAM, or the connection closed). */
+  private cancelled(): void {
+    this.stopTimers();
+    this.record.cancel(this.deadlineAt - performance.now());
   }
 
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
@@ -181,11 +203,11 @@ class FastCall {
     this.detach();
     if (stream.destroyed || stream.closed) {
       // a reset stream ends its readable side too: the client went away (grpc-js checks the same)
-      this.finish(1, 'cancelled by the client');
+      this.cancelled();
       return;
     }
-    clearTimeout(this.timer); // answered now, well within the deadline (FAST_MIN_TIMEOUT_MS)
     if (this.name === undefined) {
+      clearTimeout(this.timer);
       // half-closed without a byte: what grpc-js' unary handler answers
       stream.respond(
         { 'grpc-status': '12', 'grpc-message': encodeURI(NO_MESSAGE), ':status': 200, 'content-type': 'application/grpc+proto' },
@@ -194,6 +216,20 @@ class FastCall {
       this.finish(12, NO_MESSAGE);
       return;
     }
+    const delayMs = delayFromHeader(String(this.headers[DELAY_HEADER] ?? '0')) ?? 0;
+    if (delayMs <= 0) return this.answer();
+    // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
+    stream.once('close', this.onClose);
+    this.cancelDelay = afterDelay(delayMs, () => {
+      stream.off('close', this.onClose);
+      this.answer();
+    });
+  }
+
+  private answer(): void {
+    const { stream } = this;
+    clearTimeout(this.timer);
+    if (stream.destroyed || stream.closed) return this.cancelled();
     const message = SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` });
     const frame = Buffer.allocUnsafe(5 + message.length);
     frame[0] = 0;

@@ -30,10 +30,9 @@ export function planRequest(options: FaultOptions, metadata: Metadata, random: (
   const delayHeader = first(metadata, DELAY_HEADER);
   let delayMs = options.sleepMs;
   if (delayHeader !== undefined) {
-    delayMs = Number(delayHeader);
-    if (!/^\s*\d+(\.\d+)?\s*$/.test(delayHeader)) {
-      throw new BadOverride(`${DELAY_HEADER}: want milliseconds, got ${JSON.stringify(delayHeader)}`);
-    }
+    const requested = delayFromHeader(delayHeader);
+    if (requested === undefined) throw new BadOverride(`${DELAY_HEADER}: want milliseconds, got ${JSON.stringify(delayHeader)}`);
+    delayMs = requested;
   }
   delayMs = Math.min(delayMs, MAX_DELAY_MS);
 
@@ -49,6 +48,11 @@ export function planRequest(options: FaultOptions, metadata: Metadata, random: (
     return { delayMs, fail: { code: options.failCode, details: `injected failure (-fail_rate ${options.failRate})` } };
   }
   return { delayMs };
+}
+
+/** The milliseconds of an x-helloworld-delay-ms value, capped at MAX_DELAY_MS; undefined when it is not a number. */
+export function delayFromHeader(value: string): number | undefined {
+  return /^\s*\d+(\.\d+)?\s*$/.test(value) ? Math.min(Number(value), MAX_DELAY_MS) : undefined;
 }
 
 function first(metadata: Metadata, key: string): string | undefined {
