@@ -136,6 +136,8 @@ const flags: Row[] = [
   ['-ca_file without -tls', () => ['-ca_file', certs('ca.pem')], USAGE, /need -tls/],
   ['-tls with an empty -server_host_override', () => ['-tls', '-server_host_override', ''], USAGE, /-server_host_override must not be empty/],
   ['-authority with a space', () => ['-authority', 'a b'], USAGE, /invalid value "a b" for -authority/],
+  ['-authority beyond ASCII (not one octet a char)', () => ['-authority', '✓.example'], USAGE, /invalid value "✓.example" for -authority: want host\[:port\] in ASCII/],
+  ['-server_host_override beyond ASCII, with -tls', () => ['-tls', '-server_host_override', 'ü.example'], USAGE, /invalid value "ü.example" for -server_host_override/],
   ['a bad value from the environment names the variable', () => ['-timeout', '1'], USAGE, /HELLO_CLIENT_COUNT/], // env set below
 ];
 

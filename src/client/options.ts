@@ -99,7 +99,11 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
     : undefined;
   if (tls && !tls.serverName) throw new UsageError('-server_host_override must not be empty with -tls');
   const authority = flags.authority ?? (tls ? tls.serverName : target.address);
-  if (!/^[^\s/?#@]+$/.test(authority)) throw new UsageError(`invalid value ${JSON.stringify(authority)} for -authority: want host[:port]`);
+  // printable ASCII: a header value is octets (an international name goes as its punycode, xn--…)
+  if (!/^[!-~]+$/.test(authority) || /[/?#@]/.test(authority)) {
+    const flag = flags.authority !== undefined ? '-authority' : tls ? '-server_host_override' : '-server_addr';
+    throw new UsageError(`invalid value ${JSON.stringify(authority)} for ${flag}: want host[:port] in ASCII`);
+  }
 
   const expectCodes = flags.expect_code === undefined ? undefined : parseCodes([flags.expect_code], '-expect_code', true);
   const expecting = expectCodes !== undefined || flags.expect_min_latency !== undefined || flags.expect_max_latency !== undefined;
