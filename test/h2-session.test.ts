@@ -317,6 +317,14 @@ describe('a broken server', () => {
     ['SETTINGS of 5 bytes', (p) => p.send(FrameType.SETTINGS, 0, 0, Buffer.alloc(5)), ErrorCode.FRAME_SIZE_ERROR],
     ['a header block that is not HPACK', (p) => p.send(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from([0x80])), ErrorCode.COMPRESSION_ERROR],
     ['a connection window above 2^31-1', (p) => p.send(FrameType.WINDOW_UPDATE, 0, 0, Buffer.from([0x7f, 0xff, 0xff, 0xff])), ErrorCode.FLOW_CONTROL_ERROR],
+    [
+      'CONTINUATION frames without end (a flood)',
+      (p) => {
+        p.send(FrameType.HEADERS, 0, 1, encodeHeaders(OK_HEADERS));
+        for (let i = 0; i < 20; i++) p.send(FrameType.CONTINUATION, 0, 1, Buffer.alloc(16_384));
+      },
+      ErrorCode.ENHANCE_YOUR_CALM,
+    ],
   ];
   test.for(protocolErrors)('%s: GOAWAY with its code, the stream ends with the reason, the session closes', async ([, misbehave, code], { expect }) => {
     const { peer, session, closed } = await connected();

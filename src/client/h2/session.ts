@@ -78,6 +78,8 @@ export class SessionError extends Error {
 const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_WINDOW = 65_535;
+/** A header block longer than this (HEADERS + CONTINUATION) is a flood, not headers: four times what the decoder accepts decoded. */
+const MAX_HEADER_BLOCK = 4 * 65_536;
 
 interface Stream {
   id: number;
@@ -110,7 +112,7 @@ export class H2Session {
   /** received DATA bytes not yet given back with a connection WINDOW_UPDATE */
   #unacknowledged = 0;
   /** a header block being continued (CONTINUATION frames) */
-  #headerBlock: { streamId: number; endStream: boolean; parts: Buffer[] } | undefined;
+  #headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; length: number } | undefined;
 
   /** the :scheme of its requests */
   readonly scheme: 'http' | 'https';
@@ -357,13 +359,15 @@ export class H2Session {
     if (frame.flags & Flag.PRIORITY) block = block.subarray(5);
     const endStream = (frame.flags & Flag.END_STREAM) !== 0;
     if (frame.flags & Flag.END_HEADERS) return this.#onHeaderBlock(frame.streamId, endStream, block);
-    this.#headerBlock = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)] };
+    this.#headerBlock = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)], length: block.length };
   }
 
   #onContinuation(frame: Frame): void {
     const pending = this.#headerBlock;
     if (!pending || frame.streamId !== pending.streamId) throw new H2ProtocolError('CONTINUATION without a header block to continue');
     pending.parts.push(Buffer.from(frame.payload));
+    pending.length += frame.payload.length;
+    if (pending.length > MAX_HEADER_BLOCK) throw new H2ProtocolError(`a header block longer than ${MAX_HEADER_BLOCK} bytes (CONTINUATION flood)`, ErrorCode.ENHANCE_YOUR_CALM);
     if (!(frame.flags & Flag.END_HEADERS)) return;
     this.#headerBlock = undefined;
     this.#onHeaderBlock(pending.streamId, pending.endStream, Buffer.concat(pending.parts));
