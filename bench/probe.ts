@@ -1,6 +1,7 @@
 // Probe cold start: what an exec probe pays per run. The client (one SayHello against a ready local server,
-// plaintext and -tls) against `node -e 0` on the same Node, the floor for any Node program; and the peers'
-// clients when the peer kit is here.
+// plaintext and -tls) against `node -e 0` on the same Node, the floor for any Node program, and against a
+// SayHello hand-framed over node:net (bench/floor-client.cjs), the floor for any Node gRPC probe; and the
+// peers' clients when the peer kit is here.
 //
 //   node bench/probe.ts [--runs 30] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
 //                       [--json out.json]
@@ -37,6 +38,8 @@ export function defaultClients(): ClientSpec[] {
   const client = `${node} ${dist('client')}`;
   const specs: ClientSpec[] = [
     { label: 'node -e 0', command: `${node} -e 0` },
+    // what any Node probe must pay: connect, one hand-framed SayHello, exit (bench/floor-client.cjs)
+    { label: 'floor (hand-framed)', command: `${node} ${join(root, 'bench', 'floor-client.cjs')} {addr}` },
     { label: 'ts', command: `${client} -server_addr {addr}` },
     { label: 'ts -tls', command: `${client} -tls -server_addr {tls_addr}` },
     // the image runs the bundle as /client: no .js, no package.json, so Node detects the module syntax itself
