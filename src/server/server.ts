@@ -38,13 +38,16 @@ export interface RunningServer {
   /** unary RPCs being served (streams such as health Watch are not counted: they never end by themselves) */
   inFlight(): number;
   /**
-   * Health goes NOT_SERVING, the listener closes and connections are told to go away (no new RPCs), and
-   * the RPCs in flight finish. Resolves true when they all did within `graceMs`; false when some were cut.
+   * Health goes NOT_SERVING; 10 ms later the listener closes and connections are told to go away (no new
+   * RPCs), and the RPCs in flight finish. Resolves true when they all did within `graceMs`; false when some were cut.
    */
   shutdown(graceMs?: number): Promise<boolean>;
   /** Ends every connection and call now. */
   forceShutdown(): void;
 }
+
+/** How long health is NOT_SERVING before the listener closes, on a graceful shutdown. */
+const NOT_SERVING_HEADSTART_MS = 10;
 
 /** The services whose health is reported: "" is the whole server. */
 export const HEALTH_SERVICES = ['', GREETER_SERVICE] as const;
@@ -72,26 +75,37 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const fastPath = options.fastPath !== false && installFastPath(server, options, tracker);
 
   let shuttingDown: Promise<boolean> | undefined;
+  let forced = false;
+  const forceShutdown = () => {
+    forced = true;
+    server.forceShutdown();
+  };
   const shutdown = (graceMs = options.graceMs) =>
     (shuttingDown ??= new Promise<boolean>((resolve) => {
       for (const service of HEALTH_SERVICES) health.setStatus(service, 'NOT_SERVING');
-      const cut = setTimeout(() => {
-        server.forceShutdown();
-        resolve(false);
-      }, graceMs);
-      // tryShutdown waits for every call, including health Watch streams that never end by themselves:
-      // once the unary calls are done, end those too.
-      const poll = setInterval(() => {
-        if (tracker.inFlight() === 0) server.forceShutdown();
-      }, 20);
-      server.tryShutdown(() => {
-        clearTimeout(cut);
-        clearInterval(poll);
-        resolve(true);
-      });
+      // Health watchers learn NOT_SERVING over connections already open, a write away; closing the listener in
+      // the same tick let a watcher see the refusal first. The grace period counts from now.
+      const headstart = Math.min(NOT_SERVING_HEADSTART_MS, graceMs);
+      setTimeout(() => {
+        if (forced) return resolve(false);
+        const cut = setTimeout(() => {
+          server.forceShutdown();
+          resolve(false);
+        }, graceMs - headstart);
+        // tryShutdown waits for every call, including health Watch streams that never end by themselves:
+        // once the unary calls are done, end those too.
+        const poll = setInterval(() => {
+          if (tracker.inFlight() === 0) server.forceShutdown();
+        }, 20);
+        server.tryShutdown(() => {
+          clearTimeout(cut);
+          clearInterval(poll);
+          resolve(true);
+        });
+      }, headstart);
     }));
 
-  return { port, fastPath, health, inFlight: tracker.inFlight, shutdown, forceShutdown: () => server.forceShutdown() };
+  return { port, fastPath, health, inFlight: tracker.inFlight, shutdown, forceShutdown };
 }
 
 async function bind(server: Server, host: string, port: number, credentials: ServerCredentials): Promise<number> {
