@@ -218,12 +218,14 @@ describe('mTLS', () => {
 });
 
 describe('graceful shutdown', () => {
-  it('finishes the calls in flight, refuses new ones, and reports in-flight counts', async () => {
+  it('finishes the calls in flight, refuses new ones once the listener closed, and reports in-flight counts', async () => {
     const s = await server({ sleepMs: 400 });
     const c = client(s.address);
     const inFlight = Array.from({ length: 20 }, () => sayHello(c, 'x'));
     await expect.poll(() => s.inFlight()).toBe(20);
     const done = s.shutdown(5000);
+    // NOT_SERVING first; the listener closes 10 ms later (timers of this same process: in order)
+    await new Promise((r) => setTimeout(r, 30));
     const late = await sayHello(client(s.address), 'late', { deadlineMs: 1000 });
     expect(late.err?.code).toBe(status.UNAVAILABLE);
     const answers = await Promise.all(inFlight);
