@@ -115,10 +115,10 @@ export function parseFlags<T extends FlagTable>(
 }
 
 function mentions(argv: readonly string[], name: string): boolean {
-  const flag = new RegExp(`^--?${name}(=|$)`);
   for (const arg of argv) {
     if (arg === '--') return false;
-    if (flag.test(arg)) return true;
+    const bare = arg.startsWith('--') ? arg.slice(2) : arg.startsWith('-') ? arg.slice(1) : undefined;
+    if (bare === name || bare?.startsWith(`${name}=`)) return true;
   }
   return false;
 }
