@@ -216,7 +216,8 @@ class FastCall {
       this.finish(12, NO_MESSAGE);
       return;
     }
-    const delayMs = delayFromHeader(String(this.headers[DELAY_HEADER] ?? '0')) ?? 0;
+    const delay = this.headers[DELAY_HEADER]; // checked well-formed by qualifiesForFastPath
+    const delayMs = delay === undefined ? 0 : (delayFromHeader(String(delay)) ?? 0);
     if (delayMs <= 0) return this.answer();
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
     stream.once('close', this.onClose);
