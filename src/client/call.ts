@@ -10,7 +10,7 @@ import { frame } from './codec.ts';
 import { explainTransportError, type ErrorContext } from './explain.ts';
 import { ErrorCode, errorName } from './h2/frames.ts';
 import type { HeaderList } from './h2/hpack.ts';
-import type { ClientStream, H2Session, Headers } from './h2/session.ts';
+import type { ClientStream, H2Session, Headers, StreamEnding } from './h2/session.ts';
 import { TransportFailure } from './reconnect.ts';
 
 export interface UnaryRequest {
@@ -86,7 +86,7 @@ export function unaryCall(session: H2Session, request: UnaryRequest, options: Ca
             reject(new TransportFailure(`no answer: ${words}`, options.reused && !options.usable()));
             return;
           }
-          resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, streamError: ending.error, context: options.context }));
+          resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, context: options.context }));
         },
       });
     } catch (err) {
@@ -127,16 +127,8 @@ function closedWithoutAnswer(rstCode: number): string {
   return 'the connection closed before the server answered';
 }
 
-interface Ending {
-  tooLarge: boolean;
-  /** the server ended the stream (END_STREAM), rather than the connection ending under it */
-  ended: boolean;
-  /** the connection ended under the stream (its rstCode is then not the server's) */
-  connectionLost: boolean;
-  rstCode: number;
-  streamError?: unknown;
-  context: ErrorContext;
-}
+/** How the stream ended (h2/session.ts), and what the call saw of it. */
+type Ending = StreamEnding & { tooLarge: boolean; context: ErrorContext };
 
 /** The answer from the response headers, trailers and body; exported for tests of odd servers. */
 export function readAnswer(response: Headers, trailers: Headers | undefined, body: Buffer, ending: Ending): Answer {
@@ -159,10 +151,10 @@ export function readAnswer(response: Headers, trailers: Headers | undefined, bod
     if (ending.rstCode !== ErrorCode.NO_ERROR && !ending.connectionLost) {
       return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${errorName(ending.rstCode)})` });
     }
-    if (ending.ended && !ending.streamError && !ending.connectionLost) {
+    if (ending.ended && !ending.error && !ending.connectionLost) {
       return withHost({ code: Code.INTERNAL, details: 'the server ended the stream without a gRPC status (no grpc-status trailer)' });
     }
-    const why = ending.streamError ? `: ${explainTransportError(ending.streamError, ending.context)}` : '';
+    const why = ending.error ? `: ${explainTransportError(ending.error, ending.context)}` : '';
     return withHost({ code: Code.UNAVAILABLE, details: `the connection was lost before the call's status arrived${why}` });
   }
   const code = /^\d+$/.test(rawStatus.trim()) ? Number(rawStatus) : Code.UNKNOWN;

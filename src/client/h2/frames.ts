@@ -64,7 +64,6 @@ export interface Frame {
 /** A connection error the client detects (RFC 9113 §5.4.1): it sends GOAWAY with `h2Code` and closes. */
 export class H2ProtocolError extends Error {
   override name = 'H2ProtocolError';
-  readonly code = 'ERR_HTTP2_PROTOCOL';
   constructor(
     message: string,
     readonly h2Code: number = ErrorCode.PROTOCOL_ERROR,
