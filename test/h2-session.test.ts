@@ -340,13 +340,13 @@ describe('a broken server', () => {
     expect(await closed).toBe(ending.error);
   });
 
-  test('an HTTP/1.1 answer to the preface: "Protocol error", before any frame is read', async ({ expect }) => {
+  test('an HTTP/1.1 answer to the preface: said so from its status line, before any frame is read', async ({ expect }) => {
     server = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as { port: number };
     const error = await new Promise<Error | undefined>((close) => new H2Session(connect({ host: '127.0.0.1', port }), false, { ready: () => {}, goaway: () => {}, close }));
-    expect(error).toMatchObject({ code: 'ERR_HTTP2_ERROR', message: 'Protocol error: it answered "HTTP/1.1 400 Bad Request"' });
+    expect(error).toMatchObject({ code: 'ERR_H2_HTTP1', message: 'the server speaks HTTP/1.1, not HTTP/2: not a gRPC server?' });
   });
 
   test('the connection closed under an open stream: connectionLost, no error', async ({ expect }) => {

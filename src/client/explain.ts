@@ -88,6 +88,7 @@ export function explainTransportError(err: unknown, ctx: ErrorContext): string {
     case 'ERR_HTTP2_GOAWAY_SESSION':
       return 'the server is going away (HTTP/2 GOAWAY) and did not take the request';
     case 'ERR_H2_NO_ALPN': // the client's own HTTP/2 (h2/session.ts): its messages are words already
+    case 'ERR_H2_HTTP1':
     case 'ERR_HTTP2_PROTOCOL':
     case 'ERR_HTTP2_GOAWAY_ERROR':
       return e!.message;
@@ -153,6 +154,10 @@ export async function diagnosePlaintext(target: Target, ms: number): Promise<str
     socket.once('error', done);
     socket.once('close', done);
   });
-  if (first.startsWith('HTTP/')) return `the server speaks ${first.slice(0, 8)}, not HTTP/2: not a gRPC server?`;
-  return undefined;
+  return http1Server(first);
+}
+
+/** Words for a server whose first bytes (to the HTTP/2 preface) are an HTTP/1 status line. */
+export function http1Server(first: string): string | undefined {
+  return first.startsWith('HTTP/') ? `the server speaks ${first.slice(0, 8)}, not HTTP/2: not a gRPC server?` : undefined;
 }

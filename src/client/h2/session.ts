@@ -24,6 +24,7 @@ import {
   unpadded,
   type Frame,
 } from './frames.ts';
+import { http1Server } from '../explain.ts';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from './hpack.ts';
 
 export type Headers = Record<string, string | string[]>;
@@ -271,14 +272,17 @@ export class H2Session {
     }
   }
 
-  /** A server that is not HTTP/2 answers something other than SETTINGS first: say so before reading it as frames. */
+  /**
+   * A server that is not HTTP/2 answers something other than SETTINGS first: say so before reading it as
+   * frames. An HTTP/1 server's status line says what it is (no second connection needed to find out).
+   */
   #checkFirstFrame(chunk: Buffer): void {
     const seen = this.#reader.pending.length === 0 ? chunk : Buffer.concat([this.#reader.pending, chunk]);
     if (seen.length < 9) return;
     if (seen[3] !== FrameType.SETTINGS || seen.readUInt32BE(5) !== 0 || seen[4] !== 0) {
-      const start = seen.subarray(0, 64).toString('latin1');
-      const why = /^HTTP\/\d/.test(start) ? `it answered ${JSON.stringify(start.split('\r\n')[0])}` : 'its first frame is not SETTINGS';
-      throw new SessionError(`Protocol error: ${why}`, 'ERR_HTTP2_ERROR');
+      const http1 = http1Server(seen.subarray(0, 8).toString('latin1'));
+      if (http1) throw new SessionError(http1, 'ERR_H2_HTTP1');
+      throw new SessionError('Protocol error: its first frame is not SETTINGS', 'ERR_HTTP2_ERROR');
     }
   }
 
