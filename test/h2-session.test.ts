@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'vitest';
-import { encodeFrame, ErrorCode, Flag, FrameReader, FrameType, Setting, type Frame } from '../src/client/h2/frames.ts';
+import { encodeFrame, encodeSettings, ErrorCode, Flag, FrameReader, FrameType, Setting, type Frame } from '../src/client/h2/frames.ts';
 import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/client/h2/hpack.ts';
 import { H2Session, type StreamEnding } from '../src/client/h2/session.ts';
 
@@ -48,12 +48,7 @@ class Peer {
   }
 
   settings(values: Array<[number, number]> = []): void {
-    const payload = Buffer.alloc(values.length * 6);
-    values.forEach(([id, v], i) => {
-      payload.writeUInt16BE(id, i * 6);
-      payload.writeUInt32BE(v, i * 6 + 2);
-    });
-    this.send(FrameType.SETTINGS, 0, 0, payload);
+    this.socket.write(encodeSettings(values));
   }
 
   headers(streamId: number, fields: HeaderList, flags: number = Flag.END_HEADERS): void {
