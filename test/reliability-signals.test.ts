@@ -3,7 +3,7 @@
 // and a client killed mid-call leaves nothing in flight on the server.
 import { credentials, loadPackageDefinition, type Client, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
@@ -164,29 +164,29 @@ describe('a client killed mid-call', () => {
     }
   `;
 
-  it.each([1, 20])('dist/client.cjs SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
-    const s = await startTestServer({ sleepMs: 30_000 });
-    servers.push(s);
-    const args = ['-server_addr', s.address, '-timeout', '60', '-count', String(calls), '-concurrency', String(calls)];
-    const child = spawn(process.execPath, [bundle('client'), ...args], { env: cleanEnv(), cwd: root, stdio: 'ignore' });
+  /** Kills `child` once its `calls` are in flight on `s`: each is counted out and logged CANCELLED. */
+  async function killMidCalls(child: ChildProcess, s: TestServer, calls: number): Promise<void> {
     const exited = once(child, 'exit');
     await expect.poll(() => s.inFlight(), { timeout: 10_000 }).toBe(calls);
     child.kill('SIGKILL');
     await exited;
     await expect.poll(() => s.inFlight(), { timeout: 3000 }).toBe(0);
     expect(s.log.map((e) => e.status)).toEqual(Array(calls).fill('CANCELLED'));
+  }
+
+  it.each([1, 20])('dist/client.cjs SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
+    const s = await startTestServer({ sleepMs: 30_000 });
+    servers.push(s);
+    const args = ['-server_addr', s.address, '-timeout', '60', '-count', String(calls), '-concurrency', String(calls)];
+    const child = spawn(process.execPath, [bundle('client'), ...args], { env: cleanEnv(), cwd: root, stdio: 'ignore' });
+    await killMidCalls(child, s, calls);
   });
 
   it.each([1, 50])('a raw HTTP/2 client SIGKILLed during a -sleep call (%i in flight): the in-flight count returns to 0', async (calls) => {
     const s = await startTestServer({ sleepMs: 30_000 });
     servers.push(s);
     const child = spawn(process.execPath, ['-e', script], { env: { TARGET: `http://${s.address}`, CALLS: String(calls) }, stdio: 'ignore' });
-    const exited = once(child, 'exit');
-    await expect.poll(() => s.inFlight(), { timeout: 10_000 }).toBe(calls);
-    child.kill('SIGKILL');
-    await exited;
-    await expect.poll(() => s.inFlight(), { timeout: 3000 }).toBe(0);
-    expect(s.log.map((e) => e.status)).toEqual(Array(calls).fill('CANCELLED'));
+    await killMidCalls(child, s, calls);
     // and the server serves the next call at once
     expect((await sayHello(client(s.address), 'after', { metadata: { 'x-helloworld-delay-ms': '0' } })).reply?.message).toBe('Hello after');
   });
