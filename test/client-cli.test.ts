@@ -188,6 +188,6 @@ describe('-json document and its schema (docs/client-output.schema.json)', () =>
   test('stdout holds only the document; -v lines go to stderr', async () => {
     const r = await runClient(['-json', '-v'], { env: envFor(plain) });
     expect(() => JSON.parse(r.stdout) as unknown).not.toThrow();
-    expect(r.stderr).toMatch(/^connecting to localhost:\d+\nconnected to localhost:\d+ in [\d.]+ ms \(h2c\)\n$/);
+    expect(r.stderr).toMatch(/^connecting to localhost:\d+\nconnected to localhost:\d+ in [\d.]+ ms \(h2c, 127\.0\.0\.1\)\n$/);
   });
 });

@@ -8,6 +8,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UsageError } from '../src/flags.ts';
+import { dialHosts } from '../src/client/connection.ts';
 import { clientOptionsFromArgs, parseHeader, parseTarget } from '../src/client/options.ts';
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
 import { encodeHelloRequest, frame } from '../src/client/codec.ts';
@@ -391,6 +392,44 @@ describe.concurrent('reconnect with backoff', () => {
     } finally {
       await raw.close();
     }
+  });
+});
+
+describe.concurrent('localhost', () => {
+  test('localhost and *.localhost are loopback, not looked up (RFC 6761); other names and addresses go as given', ({ expect }) => {
+    for (const name of ['localhost', 'LocalHost', 'localhost.', 'pod.localhost']) expect(dialHosts(name)).toEqual(['127.0.0.1', '::1']);
+    for (const name of ['localhost.example.com', 'mylocalhost', 'svc', '127.0.0.1', '::1']) expect(dialHosts(name)).toEqual([name]);
+  });
+
+  test('a server on ::1 only: reached in the first attempt, IPv4 refused and IPv6 tried at once', async ({ expect }) => {
+    let server: TestServer;
+    try {
+      server = await startTestServer({ host: '::1', hostname: 'v6-only' });
+    } catch {
+      return; // no IPv6 loopback here: nothing to fall back to
+    }
+    try {
+      // a backoff wait (1 s) after the refusal would not fit in the deadline
+      const r = await client(['-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json', '-v']);
+      expect(r.code).toBe(0);
+      expect(r.json().requests[0]).toMatchObject({ ok: true, hostname: 'v6-only', attempts: 1 });
+      expect(r.stderr).toMatch(/\(h2c, ::1\)\n$/);
+    } finally {
+      server.forceShutdown();
+    }
+  });
+
+  test('nothing listening: the failure names the IPv4 loopback it tried first', async ({ expect }) => {
+    const port = await freePort();
+    const r = await client(['-server_addr', `localhost:${port}`, '-timeout', '0.3', '-json']);
+    expect(r.code).toBe(68);
+    expect(r.json().requests[0]!.details).toMatch(new RegExp(`: 1 attempt, last failure: connection refused \\(127\\.0\\.0\\.1:${port}\\)$`));
+  });
+
+  test('-tls to localhost verifies -server_host_override, not the address it connected to', async ({ expect }) => {
+    const r = await client(['-tls', '-server_addr', `localhost:${tls.port}`, '-json']);
+    expect(r.code).toBe(0);
+    expect(r.json().requests[0]).toMatchObject({ ok: true, hostname: 'pod-tls' });
   });
 });
 

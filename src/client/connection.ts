@@ -77,30 +77,43 @@ export class Connection {
       if (this.#current === attempt) this.#current = undefined;
     };
     attempt.promise = new Promise<H2Session>((resolve, reject) => {
-      let handshakeDone = false;
-      const session = new H2Session(tls ? tlsSocket(target, tls) : netConnect({ host: target.host, port: target.port }), tls !== undefined, {
-        connect: () => (handshakeDone = true),
-        ready: () => {
-          if (attempt.state !== 'connecting') return;
-          attempt.state = 'ready';
-          const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
-          this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how})`);
-          resolve(session);
-        },
-        goaway: (errorCode) => {
-          if (attempt.state === 'ready') this.log?.(`the server sent GOAWAY (code ${errorCode}): the next request opens a new connection`);
-          gone();
-        },
-        close: (failure) => {
-          const wasConnecting = attempt.state === 'connecting';
-          gone();
-          if (wasConnecting) void this.#explainFailure(failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
-        },
-      });
-      attempt.session = session;
+      const hosts = dialHosts(target.host);
+      let firstFailure: unknown;
+      const open = (next: number): void => {
+        let handshakeDone = false;
+        const host = hosts[next]!;
+        const session = new H2Session(tls ? tlsSocket(host, target.port, tls) : netConnect({ host, port: target.port }), tls !== undefined, {
+          connect: () => (handshakeDone = true),
+          ready: () => {
+            if (attempt.state !== 'connecting') return;
+            attempt.state = 'ready';
+            const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
+            const via = host === target.host ? '' : `, ${host}`;
+            this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how}${via})`);
+            resolve(session);
+          },
+          goaway: (errorCode) => {
+            if (attempt.state === 'ready') this.log?.(`the server sent GOAWAY (code ${errorCode}): the next request opens a new connection`);
+            gone();
+          },
+          close: (failure) => {
+            const wasConnecting = attempt.state === 'connecting';
+            if (wasConnecting && !handshakeDone && next + 1 < hosts.length && isUnreachable(failure)) {
+              // the next address of the name, in this attempt (as grpc-go's pick_first does), not after a backoff
+              firstFailure ??= failure;
+              open(next + 1);
+              return;
+            }
+            gone();
+            if (wasConnecting) void this.#explainFailure(firstFailure ?? failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
+          },
+        });
+        attempt.session = session;
+      };
+      open(0);
       attempt.abandon = () => {
         gone();
-        session.destroy();
+        attempt.session.destroy();
         reject(new TransportFailure('gave up connecting'));
       };
     });
@@ -131,20 +144,40 @@ export class Connection {
   }
 }
 
+/**
+ * The hosts to connect to, in order. `localhost` and `*.localhost` are loopback (RFC 6761, as curl and browsers
+ * treat them) and are not looked up: for an exec probe (`/client`, localhost:10000) Node's lookup of the name costs
+ * ~10 ms of a ~75 ms run, most of it node:net compiling its IPv6-address regex on first use. Any other name goes
+ * to node:net as given, which resolves it.
+ */
+export function dialHosts(host: string): string[] {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') ? ['127.0.0.1', '::1'] : [host];
+}
+
+/** A connect failure that says this address cannot be reached at all, so the next one may be tried at once. */
+function isUnreachable(failure: unknown): boolean {
+  const code = (failure as { code?: string } | undefined)?.code;
+  return code === 'ECONNREFUSED' || code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT' || code === 'ENETUNREACH' || code === 'EHOSTUNREACH';
+}
+
+/** An IP address rather than a name; the regex only for what may be one (node:net's IPv6 regex is slow to compile). */
+const isIpAddress = (name: string): boolean => (name.includes(':') || /^[\d.]+$/.test(name)) && isIP(name) !== 0;
+
 /** A TLS connection offering HTTP/2 (ALPN h2) that verifies the server certificate against `tls.serverName`. */
-function tlsSocket(target: Target, tls: ClientTls): Socket {
+function tlsSocket(host: string, port: number, tls: ClientTls): Socket {
   // node:tls only with -tls: loading it costs a plaintext probe as much as starting Node
   const { connect, checkServerIdentity } = process.getBuiltinModule('node:tls');
   const serverName = tls.serverName;
   return connect({
-    host: target.host,
-    port: target.port,
+    host,
+    port,
     ca: tls.ca,
     ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     minVersion: MIN_TLS_VERSION,
     ALPNProtocols: ['h2'],
     // SNI carries a name, never an IP address (RFC 6066); the certificate is checked against the name either way
-    ...(isIP(serverName) ? {} : { servername: serverName }),
+    ...(isIpAddress(serverName) ? {} : { servername: serverName }),
     checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert),
   });
 }
