@@ -36,10 +36,7 @@ await Promise.all(
       target: 'node24',
       minify: true,
       legalComments: 'linked',
-      ...(esm
-        ? { banner: { js: esmBanner } }
-        : // yargs-parser makes a require() from import.meta.url (for config files, which we do not use)
-          { define: { 'import.meta.url': '__importMetaUrl' }, banner: { js: "const __importMetaUrl=require('node:url').pathToFileURL(__filename).href;" } }),
+      ...(esm ? { banner: { js: esmBanner } } : { inject: [join(root, 'scripts/client-performance-shim.ts')] }),
       plugins: [protoLoaderShim],
       logLevel: 'warning',
     });

@@ -3,8 +3,9 @@
 // come from an environment variable (`<PREFIX><FLAG IN CAPITALS>`); a flag on the command line wins.
 // Parsing is yargs' own parser (yargs-parser, imported directly: `yargs/helpers` re-exports it but also loads
 // yargs' platform shims -- cliui, y18n, assert, util --, which cost a probe ~50 ms of CPU at every start),
-// configured to behave like Go's flag package.
-import Parser from 'yargs-parser';
+// configured to behave like Go's flag package. Its `browser` entry: the same parser without the Node mixins for
+// config files (fs, node:module's createRequire, path, util), which a probe paid for at every start.
+import Parser from 'yargs-parser/browser';
 
 export type FlagKind = 'boolean' | 'string' | 'list' | 'number' | 'int' | 'seconds';
 
