@@ -8,8 +8,11 @@
 //
 // Wall: hyperfine -N (median). CPU (user + system): wait4(2) per run through bench/rusage.py (python3),
 // median; without python3, hyperfine's mean. Peak RSS: /usr/bin/time -v's "Maximum resident set size"
-// (median). Commands are split on whitespace; {addr} is the plaintext server, {tls_addr} the -tls one,
-// {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json).
+// (median). Commands are split on whitespace; {addr} is the plaintext server as localhost:PORT (what the manifests'
+// probes call: `/client` is localhost:10000), {ip_addr} the same as 127.0.0.1:PORT, {tls_addr} the -tls one (localhost),
+// {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json),
+// {compile_cache} a directory for Node's compile cache (NODE_COMPILE_CACHE, as the image sets it; written by the
+// check run before timing, so the timed runs read it as every probe after a pod's first does).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,11 +42,15 @@ export function defaultClients(): ClientSpec[] {
   const specs: ClientSpec[] = [
     { label: 'node -e 0', command: `${node} -e 0` },
     // what any Node probe must pay: connect, one hand-framed SayHello, exit (bench/floor-client.cjs)
-    { label: 'floor (hand-framed)', command: `${node} ${join(root, 'bench', 'floor-client.cjs')} {addr}` },
+    { label: 'floor (hand-framed)', command: `${node} ${join(root, 'bench', 'floor-client.cjs')} {ip_addr}` },
     { label: 'ts', command: `${client} -server_addr {addr}` },
+    { label: 'ts 127.0.0.1', command: `${client} -server_addr {ip_addr}` },
     { label: 'ts -tls', command: `${client} -tls -server_addr {tls_addr}` },
     // the image runs the bundle as /client: no .js, no package.json, so Node detects the module syntax itself
     { label: 'ts as /client', command: `${node} {image_client} -server_addr {addr}` },
+    // as in the image, whose ENV sets NODE_COMPILE_CACHE: V8's code for the bundle read from disk, not compiled
+    { label: 'ts (compile cache)', command: `${client} -server_addr {addr}`, env: { NODE_COMPILE_CACHE: '{compile_cache}' } },
+    { label: 'ts -tls (compile cache)', command: `${client} -tls -server_addr {tls_addr}`, env: { NODE_COMPILE_CACHE: '{compile_cache}' } },
   ];
   const peers = peersDir();
   if (peers) {
@@ -53,12 +60,18 @@ export function defaultClients(): ClientSpec[] {
   return specs;
 }
 
-function argvOf(spec: ClientSpec, addr: string, tlsAddr: string, imageClient: string): string[] {
-  const words = spec.command
-    .trim()
-    .split(/\s+/)
-    .map((w) => w.replaceAll('{tls_addr}', tlsAddr).replaceAll('{addr}', addr).replaceAll('{image_client}', imageClient));
-  return spec.env ? ['env', ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), ...words] : words;
+interface Placeholders {
+  addr: string;
+  ip_addr: string;
+  tls_addr: string;
+  image_client: string;
+  compile_cache: string;
+}
+
+function argvOf(spec: ClientSpec, values: Placeholders): string[] {
+  const fill = (w: string) => w.replace(/\{(\w+)\}/g, (all, name: string) => (Object.hasOwn(values, name) ? values[name as keyof Placeholders] : all));
+  const words = spec.command.trim().split(/\s+/).map(fill);
+  return spec.env ? ['env', ...Object.entries(spec.env).map(([k, v]) => `${k}=${fill(v)}`), ...words] : words;
 }
 
 async function run(argv: readonly string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -96,9 +109,14 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
       const argv = [node, dist('server'), '-host', '127.0.0.1', '-port', String(port), '-workers', '1', ...(tls ? ['-tls'] : [])];
       servers.push(await startServerProcess(argv, port, { ready: /Listening/ }));
     }
-    const addr = `127.0.0.1:${servers[0]!.port}`;
-    const tlsAddr = `127.0.0.1:${servers[1]!.port}`;
-    const commands = specs.map((s) => ({ spec: s, argv: argvOf(s, addr, tlsAddr, imageClient) }));
+    const values: Placeholders = {
+      addr: `localhost:${servers[0]!.port}`,
+      ip_addr: `127.0.0.1:${servers[0]!.port}`,
+      tls_addr: `localhost:${servers[1]!.port}`,
+      image_client: imageClient,
+      compile_cache: join(dir, 'compile-cache'),
+    };
+    const commands = specs.map((s) => ({ spec: s, argv: argvOf(s, values) }));
     for (const c of commands) {
       const r = await run(c.argv);
       if (r.code !== 0) throw new Error(`${c.spec.label}: exit ${r.code}, want 0: ${r.stderr || r.stdout}`);
