@@ -19,7 +19,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dist, fmt, freePort, machine, median, node, peersDir, ratio, root, startServerProcess, which, type Running } from './lib.ts';
+import { cleanEnv, dist, fmt, freePort, machine, median, node, peersDir, ratio, root, startServerProcess, which, type Running } from './lib.ts';
 
 export interface ClientSpec {
   label: string;
@@ -75,7 +75,7 @@ function argvOf(spec: ClientSpec, values: Placeholders): string[] {
 }
 
 async function run(argv: readonly string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: cleanEnv() });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -100,7 +100,7 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
   const imageClient = join(dir, 'client');
   copyFileSync(dist('client'), imageClient);
   const specs = o.clients ?? defaultClients();
-  const method: string[] = [];
+  const method: string[] = ['environment: without NODE_OPTIONS and NODE_EXTRA_CA_CERTS, as in the image (bench/lib.ts cleanEnv)'];
   const servers: Running[] = [];
   try {
     // the servers the probes call: -workers 1 (the probe's cost is what is measured), access log on

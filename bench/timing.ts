@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dist, fmt, freePort, machine, node, percentile, startServerProcess } from './lib.ts';
+import { cleanEnv, dist, fmt, freePort, machine, node, percentile, startServerProcess } from './lib.ts';
 
 interface Spread {
   p50: number;
@@ -39,7 +39,7 @@ export interface TimingResult {
 
 async function client(args: string[]): Promise<{ requests: ClientRequest[]; wallMs: number }> {
   const t0 = performance.now();
-  const child = spawn(node, [dist('client'), ...args, '-json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, [dist('client'), ...args, '-json'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.resume();
