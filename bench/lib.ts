@@ -128,9 +128,9 @@ export async function startServerProcess(
   };
 }
 
-/** The environment without the developer's HELLO_* settings, so every server runs with its defaults. */
 /**
- * The environment the measured programs run in: the image's, as far as it matters. No HELLO_* flags, and no
+ * The environment the measured programs run in: the image's, as far as it matters. No HELLO_* settings of the
+ * developer's (every server and client runs with its defaults and the bench's flags), and no
  * NODE_OPTIONS or NODE_EXTRA_CA_CERTS, which the image does not set: a machine that points NODE_EXTRA_CA_CERTS
  * at its whole CA bundle (this one does) adds ~9 ms of certificate parsing to every -tls run.
  */
