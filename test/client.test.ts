@@ -419,6 +419,21 @@ describe.concurrent('localhost', () => {
     }
   });
 
+  test('a TLS server on ::1 only, called in plaintext: what failed is looked at where it failed (::1)', async ({ expect }) => {
+    let server: TestServer;
+    try {
+      server = await startTestServer({ host: '::1', useTls: true });
+    } catch {
+      return; // no IPv6 loopback here
+    }
+    try {
+      const r = await client(['-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
+      expect(r.json().requests[0]!.details).toBe('deadline exceeded after 0.5s: 1 attempt, last failure: server speaks TLS? try -tls');
+    } finally {
+      server.forceShutdown();
+    }
+  });
+
   test('nothing listening: the failure names the IPv4 loopback it tried first', async ({ expect }) => {
     const port = await freePort();
     const r = await client(['-server_addr', `localhost:${port}`, '-timeout', '0.3', '-json']);

@@ -105,7 +105,10 @@ export class Connection {
               return;
             }
             gone();
-            if (wasConnecting) void this.#explainFailure(firstFailure ?? failure, handshakeDone).then((words) => reject(new TransportFailure(words)));
+            if (!wasConnecting) return;
+            // every address unreachable: the first one's failure; otherwise what the last one did
+            const unreachable = firstFailure !== undefined && isUnreachable(failure);
+            void this.#explainFailure(unreachable ? firstFailure : failure, handshakeDone, host).then((words) => reject(new TransportFailure(words)));
           },
         });
         attempt.session = session;
@@ -121,12 +124,12 @@ export class Connection {
     return attempt;
   }
 
-  async #explainFailure(failure: unknown, handshakeDone: boolean): Promise<string> {
+  async #explainFailure(failure: unknown, handshakeDone: boolean, host: string): Promise<string> {
     const code = (failure as { code?: string } | undefined)?.code;
     const suspicious = failure === undefined || code === 'ERR_HTTP2_ERROR' || code === 'ECONNRESET';
     if (!this.tls && suspicious) {
       // closed before any HTTP/2 from the server, or answered with something else: look once what listens there
-      const diagnosis = (this.#diagnosis ??= diagnosePlaintext(this.target, DIAGNOSIS_MS).catch(() => undefined));
+      const diagnosis = (this.#diagnosis ??= diagnosePlaintext(this.target, DIAGNOSIS_MS, host).catch(() => undefined));
       const words = await diagnosis;
       if (words) return words;
       if (this.#diagnosis === diagnosis) this.#diagnosis = undefined; // nothing found: look again next time

@@ -112,15 +112,16 @@ function firstLine(text: string | undefined): string {
 /**
  * A plaintext connection that the server closed, or answered with something that is not HTTP/2: look at
  * what listens there, once, within `ms`. A TLS handshake that completes: the server speaks TLS. Otherwise
- * the first bytes it answers to the HTTP/2 preface: "HTTP/1.x" is an HTTP/1 server.
+ * the first bytes it answers to the HTTP/2 preface: "HTTP/1.x" is an HTTP/1 server. `host` is the address
+ * the failed connection went to (localhost's 127.0.0.1 or ::1); the name stays the SNI.
  */
-export async function diagnosePlaintext(target: Target, ms: number): Promise<string | undefined> {
+export async function diagnosePlaintext(target: Target, ms: number, host = target.host): Promise<string | undefined> {
   if (ms <= 0) return undefined;
   const until = performance.now() + ms;
   const { connect: tlsConnect } = process.getBuiltinModule('node:tls');
   const speaksTls = await new Promise<boolean>((resolve) => {
     const socket = tlsConnect({
-      host: target.host,
+      host,
       port: target.port,
       rejectUnauthorized: false,
       ALPNProtocols: ['h2', 'http/1.1'],
@@ -139,7 +140,7 @@ export async function diagnosePlaintext(target: Target, ms: number): Promise<str
   if (speaksTls) return 'server speaks TLS? try -tls';
   const first = await new Promise<string>((resolve) => {
     let got = '';
-    const socket = netConnect({ host: target.host, port: target.port });
+    const socket = netConnect({ host, port: target.port });
     const done = () => {
       clearTimeout(timer);
       socket.destroy();
