@@ -419,14 +419,16 @@ describe.concurrent('localhost', () => {
     }
   });
 
-  test('a TLS server on ::1 only, called in plaintext: what failed is looked at where it failed (::1)', async ({ expect }) => {
+  test('a TLS server on ::1 only: -tls reaches it; plaintext is diagnosed where it failed (::1)', async ({ expect }) => {
     let server: TestServer;
     try {
-      server = await startTestServer({ host: '::1', useTls: true });
+      server = await startTestServer({ host: '::1', useTls: true, hostname: 'v6-tls' });
     } catch {
       return; // no IPv6 loopback here
     }
     try {
+      const ok = await client(['-tls', '-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
+      expect(ok.json().requests[0]).toMatchObject({ ok: true, hostname: 'v6-tls', attempts: 1 });
       const r = await client(['-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
       expect(r.json().requests[0]!.details).toBe('deadline exceeded after 0.5s: 1 attempt, last failure: server speaks TLS? try -tls');
     } finally {
