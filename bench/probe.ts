@@ -6,9 +6,9 @@
 //   node bench/probe.ts [--runs 30] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
 //                       [--json out.json]
 //
-// Wall: hyperfine -N (median). CPU (user + system): wait4(2) per run through bench/rusage.py (python3),
-// median; without python3, hyperfine's mean. Peak RSS: /usr/bin/time -v's "Maximum resident set size"
-// (median). Commands are split on whitespace; {addr} is the plaintext server as localhost:PORT (what the manifests'
+// Wall (spawn to exit) and CPU (user + system, wait4(2)): bench/rusage.py (python3), round-robin runs, medians;
+// without python3, hyperfine -N (wall median, CPU mean). Peak RSS: /usr/bin/time -v's "Maximum resident set
+// size" (median). Commands are split on whitespace; {addr} is the plaintext server as localhost:PORT (what the manifests'
 // probes call: `/client` is localhost:10000), {ip_addr} the same as 127.0.0.1:PORT, {tls_addr} the -tls one (localhost),
 // {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json),
 // {compile_cache} a directory for Node's compile cache (NODE_COMPILE_CACHE; written by the check run before
@@ -127,8 +127,23 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
     const cpu = new Map<string, number>();
     const rss = new Map<string, number>();
     const failures = new Map<string, number>();
+    // Round-robin (every command once per round) so that a burst of load elsewhere on the machine hits every
+    // row alike: bench/rusage.py when python3 is here; hyperfine, which runs each command's runs in a block,
+    // only without it.
+    const python = which('python3');
     const hyperfine = which('hyperfine');
-    if (hyperfine) {
+    if (python) {
+      const spec = JSON.stringify(commands.map((c) => [c.spec.label, c.argv]));
+      const r = await run([python, join(root, 'bench', 'rusage.py'), String(o.runs), String(o.warmup), spec]);
+      if (r.code !== 0) throw new Error(`bench/rusage.py failed: ${r.stderr}`);
+      const byLabel = JSON.parse(r.stdout) as Record<string, { wall_ms: number; cpu_ms: number; code: number }[]>;
+      for (const [label, runs] of Object.entries(byLabel)) {
+        wall.set(label, median(runs.map((x) => x.wall_ms)));
+        cpu.set(label, median(runs.map((x) => x.cpu_ms)));
+        failures.set(label, runs.filter((x) => x.code !== 0).length);
+      }
+      method.push(`wall (spawn to exit) and CPU (user+system, wait4(2)): bench/rusage.py, ${o.runs} round-robin runs after ${o.warmup} warm-up, medians`);
+    } else if (hyperfine) {
       const out = join(dir, 'hyperfine.json');
       const args = ['-N', '--warmup', String(o.warmup), '--runs', String(o.runs), '--export-json', out, '--style', 'none'];
       for (const c of commands) args.push('-n', c.spec.label, c.argv.map(shellQuote).join(' '));
@@ -141,25 +156,10 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
         cpu.set(label, (res.user + res.system) * 1000);
         failures.set(label, res.exit_codes.filter((x) => x !== 0).length);
       }
-      method.push(`wall: hyperfine -N --warmup ${o.warmup} --runs ${o.runs}, median`);
+      method.push(`wall: hyperfine -N --warmup ${o.warmup} --runs ${o.runs}, median; CPU: its mean user+system (python3 not found for round-robin wait4 medians)`);
+    } else {
+      throw new Error('neither python3 nor hyperfine found: nothing to time the runs with');
     }
-    const python = which('python3');
-    if (python) {
-      const spec = JSON.stringify(commands.map((c) => [c.spec.label, c.argv]));
-      const r = await run([python, join(root, 'bench', 'rusage.py'), String(o.runs), String(o.warmup), spec]);
-      if (r.code !== 0) throw new Error(`bench/rusage.py failed: ${r.stderr}`);
-      const byLabel = JSON.parse(r.stdout) as Record<string, { wall_ms: number; cpu_ms: number; code: number }[]>;
-      for (const [label, runs] of Object.entries(byLabel)) {
-        cpu.set(label, median(runs.map((x) => x.cpu_ms)));
-        if (!hyperfine) wall.set(label, median(runs.map((x) => x.wall_ms)));
-        failures.set(label, (failures.get(label) ?? 0) + runs.filter((x) => x.code !== 0).length);
-      }
-      method.push(`CPU (user+system): wait4(2) in bench/rusage.py, ${o.runs} round-robin runs after ${o.warmup} warm-up, median`);
-      if (!hyperfine) method.push('wall: the same runs (hyperfine not found), median');
-    } else if (hyperfine) {
-      method.push("CPU: hyperfine's mean user+system (python3 not found for per-run wait4 medians)");
-    }
-    if (!hyperfine && !python) throw new Error('neither hyperfine nor python3 found: nothing to time the runs with');
     const time = '/usr/bin/time'; // GNU time (Debian: time); the shell's builtin has no -v
     if (existsSync(time) && o.rssRuns > 0) {
       const samples = new Map<string, number[]>(commands.map((c) => [c.spec.label, []]));
