@@ -31,6 +31,15 @@ afterAll(() => {
   tls.forceShutdown();
 });
 
+/** A test server on ::1 only; the test is skipped (and says so) where there is no IPv6 loopback. */
+async function startOnIpv6Loopback(overrides: Parameters<typeof startTestServer>[0], skip: (note?: string) => never): Promise<TestServer> {
+  try {
+    return await startTestServer({ ...overrides, host: '::1' });
+  } catch {
+    return skip('no IPv6 loopback here');
+  }
+}
+
 describe('SayHello', () => {
   test('greets, names the replica and the latency', async () => {
     const r = await client(['-server_addr', plain.address]);
@@ -401,13 +410,8 @@ describe.concurrent('localhost', () => {
     for (const name of ['localhost.example.com', 'mylocalhost', 'svc', '127.0.0.1', '::1']) expect(dialHosts(name)).toEqual([name]);
   });
 
-  test('a server on ::1 only: reached in the first attempt, IPv4 refused and IPv6 tried at once', async ({ expect }) => {
-    let server: TestServer;
-    try {
-      server = await startTestServer({ host: '::1', hostname: 'v6-only' });
-    } catch {
-      return; // no IPv6 loopback here: nothing to fall back to
-    }
+  test('a server on ::1 only: reached in the first attempt, IPv4 refused and IPv6 tried at once', async ({ expect, skip }) => {
+    const server = await startOnIpv6Loopback({ hostname: 'v6-only' }, skip);
     try {
       // a backoff wait (1 s) after the refusal would not fit in the deadline
       const r = await client(['-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json', '-v']);
@@ -419,13 +423,8 @@ describe.concurrent('localhost', () => {
     }
   });
 
-  test('a TLS server on ::1 only: -tls reaches it; plaintext is diagnosed where it failed (::1)', async ({ expect }) => {
-    let server: TestServer;
-    try {
-      server = await startTestServer({ host: '::1', useTls: true, hostname: 'v6-tls' });
-    } catch {
-      return; // no IPv6 loopback here
-    }
+  test('a TLS server on ::1 only: -tls reaches it; plaintext is diagnosed where it failed (::1)', async ({ expect, skip }) => {
+    const server = await startOnIpv6Loopback({ useTls: true, hostname: 'v6-tls' }, skip);
     try {
       const ok = await client(['-tls', '-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
       expect(ok.json().requests[0]).toMatchObject({ ok: true, hostname: 'v6-tls', attempts: 1 });
@@ -753,13 +752,8 @@ describe.concurrent('transport failures in words', () => {
     }
   });
 
-  test('IPv6 literal addresses work', async ({ expect }) => {
-    let server: TestServer;
-    try {
-      server = await startTestServer({ host: '::1', hostname: 'v6' });
-    } catch {
-      return; // no IPv6 loopback here
-    }
+  test('IPv6 literal addresses work', async ({ expect, skip }) => {
+    const server = await startOnIpv6Loopback({ hostname: 'v6' }, skip);
     try {
       const r = await client(['-server_addr', `[::1]:${server.port}`]);
       expect(r.stdout).toMatch(/^Greeting: Hello world \(from v6/);
