@@ -110,7 +110,7 @@ export function parseFlags<T extends FlagTable>(
 
 /**
  * yargs-parser's reading of the command line. Not run for an empty one (a bare `/client` probe): its cold start
- * is ~3 ms of every such probe, and it would find nothing.
+ * is 2-3 ms of CPU of every such probe, and it would find nothing.
  */
 function parse(rest: string[], names: string[], booleans: string[], table: FlagTable): Record<string, unknown> {
   const parsed = Parser.detailed(rest, {
