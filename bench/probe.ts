@@ -3,7 +3,7 @@
 // SayHello hand-framed over node:net (bench/floor-client.cjs), the floor for any Node gRPC probe; and the
 // peers' clients when the peer kit is here.
 //
-//   node bench/probe.ts [--runs 30] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
+//   node bench/probe.ts [--runs 40] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
 //                       [--json out.json]
 //
 // Wall (spawn to exit) and CPU (user + system, wait4(2)): bench/rusage.py (python3), round-robin runs, medians;
@@ -215,7 +215,7 @@ export function probeTable(results: ClientResult[], method: string[]): string {
 async function main() {
   const { values } = parseArgs({
     options: {
-      runs: { type: 'string', default: '30' },
+      runs: { type: 'string', default: '40' },
       warmup: { type: 'string', default: '3' },
       'rss-runs': { type: 'string', default: '10' },
       only: { type: 'string' },

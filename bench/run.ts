@@ -19,7 +19,7 @@ import { benchTiming, timingTable } from './timing.ts';
 import { dist, peersDir, which } from './lib.ts';
 
 const PRESETS = {
-  full: { probe: { runs: 30, warmup: 3, rssRuns: 10 }, server: { n: 200_000, warmup: 20_000, rounds: 3 }, timing: { count: 100, deadlineCount: 5 } },
+  full: { probe: { runs: 40, warmup: 3, rssRuns: 10 }, server: { n: 200_000, warmup: 20_000, rounds: 3 }, timing: { count: 300, deadlineCount: 5 } },
   quick: { probe: { runs: 10, warmup: 2, rssRuns: 3 }, server: { n: 50_000, warmup: 5_000, rounds: 1 }, timing: { count: 30, deadlineCount: 3 } },
   smoke: { probe: { runs: 2, warmup: 1, rssRuns: 1 }, server: { n: 300, warmup: 100, rounds: 1 }, timing: { count: 3, deadlineCount: 1 } },
 } as const;

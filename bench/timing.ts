@@ -5,7 +5,7 @@
 // - deadline: with -timeout T against a server that answers later than T, each call ends (DEADLINE_EXCEEDED)
 //   within T + 20 ms, by the client's clock; the whole process, spawn to exit, is shown too.
 //
-//   node bench/timing.ts [--count 100] [--delay-ms 100] [--deadlines 0.2,1] [--deadline-count 5] [--json out.json]
+//   node bench/timing.ts [--count 300] [--delay-ms 100] [--deadlines 0.2,1] [--deadline-count 5] [--json out.json]
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -129,7 +129,7 @@ export function timingTable(r: TimingResult): string {
 async function main() {
   const { values } = parseArgs({
     options: {
-      count: { type: 'string', default: '100' },
+      count: { type: 'string', default: '300' },
       'delay-ms': { type: 'string', default: '100' },
       deadlines: { type: 'string', default: '0.2,1' },
       'deadline-count': { type: 'string', default: '5' },
