@@ -59,3 +59,25 @@ describe('a probe loads only what its flags need', () => {
     expect(loaded.filter((m) => NEVER.includes(m))).toEqual([]);
   });
 });
+
+describe("the client bundle's performance.now() (scripts/client-performance-shim.ts)", () => {
+  test('milliseconds on a monotonic clock; any other member throws instead of reading undefined', async () => {
+    const { performance: shim } = await import('../scripts/client-performance-shim.ts');
+    const real = () => globalThis.performance.now();
+    // an interval of Node's own clock inside one of the shim's, and one of the shim's inside one of Node's
+    const outerS0 = shim.now();
+    const innerR0 = real();
+    while (real() - innerR0 < 2);
+    const innerR1 = real();
+    const outerS1 = shim.now();
+    expect(outerS1 - outerS0 + 0.001).toBeGreaterThanOrEqual(innerR1 - innerR0); // the two clocks round differently
+    const outerR0 = real();
+    const innerS0 = shim.now();
+    while (shim.now() - innerS0 < 2);
+    const innerS1 = shim.now();
+    const outerR1 = real();
+    expect(innerS1 - innerS0).toBeGreaterThanOrEqual(2);
+    expect(innerS1 - innerS0).toBeLessThanOrEqual(outerR1 - outerR0 + 0.001);
+    expect(() => (shim as unknown as Performance).timeOrigin).toThrow(/performance\.timeOrigin is not in the client bundle/);
+  });
+});
