@@ -2,10 +2,20 @@
 // one line that names the flag and the file (a UsageError: exit 2), never as a TLS handshake failure later.
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { UsageError } from './flags.ts';
 import { testCa, testServerCert, testServerKey } from './generated/test-pki.ts';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
+
+/**
+ * A TLS client's SNI option for the name it verifies: SNI carries a name, never an IP address (RFC 6066). The
+ * regex runs only on what may be an address: node:net's IPv6 regex costs a probe milliseconds to compile.
+ */
+export function sniFor(name: string): { servername?: string } {
+  const mayBeAddress = name.includes(':') || /^[\d.]+$/.test(name);
+  return mayBeAddress && isIP(name) !== 0 ? {} : { servername: name };
+}
 
 /** The name the original Go client verifies by default; the test certificate carries *.test.youtube.com. */
 export const DEFAULT_SERVER_NAME = 'x.test.youtube.com';

@@ -13,7 +13,7 @@ import { clientOptionsFromArgs, parseHeader, parseTarget } from '../src/client/o
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
 import { encodeHelloRequest, frame } from '../src/client/codec.ts';
 import { grpcTimeout, percentDecode } from '../src/client/call.ts';
-import { testServerKeyPair } from '../src/tls.ts';
+import { sniFor, testServerKeyPair } from '../src/tls.ts';
 import { clientPki } from './helpers/client-pki.ts';
 import { client, freePort, helloReplyFrame, rawH2Server, type JsonRequest } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -679,6 +679,12 @@ describe.concurrent('TLS and mTLS', () => {
   test('-server_host_override may be an IP address the certificate carries (no SNI then)', async ({ expect }) => {
     const r = await client(['-server_addr', tls.address, '-tls', '-server_host_override', '127.0.0.1']);
     expect(r.code).toBe(0);
+    expect(r.stderr).toBe(''); // no DeprecationWarning from Node for an IP address as SNI
+  });
+
+  test('SNI is a name, never an IP address (sniFor, for the connection and for the plaintext diagnosis)', ({ expect }) => {
+    for (const name of ['x.test.youtube.com', 'localhost', '1.2.3', '10.0.0.1.example']) expect(sniFor(name)).toEqual({ servername: name });
+    for (const address of ['127.0.0.1', '::1', '2001:db8::1']) expect(sniFor(address)).toEqual({});
   });
 
   test('an expired server certificate: says expired', async ({ expect }) => {

@@ -2,9 +2,9 @@
 // ready when the server's HTTP/2 SETTINGS arrived, as grpc-go waits for the server preface: every failure
 // before that is a connection failure, with words (explain.ts). A connection that the server told to go
 // away (GOAWAY), or that closed, is replaced by a new one at the next request.
-import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
-import { MIN_TLS_VERSION } from '../tls.ts';
+import { MIN_TLS_VERSION, sniFor } from '../tls.ts';
 import { diagnosePlaintext, explainTransportError, type ErrorContext } from './explain.ts';
 import { H2Session } from './h2/session.ts';
 import type { ClientTls, Target } from './options.ts';
@@ -164,9 +164,6 @@ function isUnreachable(failure: unknown): boolean {
   return code === 'ECONNREFUSED' || code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT' || code === 'ENETUNREACH' || code === 'EHOSTUNREACH';
 }
 
-/** An IP address rather than a name; the regex only for what may be one (node:net's IPv6 regex is slow to compile). */
-const isIpAddress = (name: string): boolean => (name.includes(':') || /^[\d.]+$/.test(name)) && isIP(name) !== 0;
-
 /** A TLS connection offering HTTP/2 (ALPN h2) that verifies the server certificate against `tls.serverName`. */
 function tlsSocket(host: string, port: number, tls: ClientTls): Socket {
   // node:tls only with -tls: loading it costs a plaintext probe as much as starting Node
@@ -179,8 +176,8 @@ function tlsSocket(host: string, port: number, tls: ClientTls): Socket {
     ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     minVersion: MIN_TLS_VERSION,
     ALPNProtocols: ['h2'],
-    // SNI carries a name, never an IP address (RFC 6066); the certificate is checked against the name either way
-    ...(isIpAddress(serverName) ? {} : { servername: serverName }),
+    // the certificate is checked against the name, whether or not it goes as SNI
+    ...sniFor(serverName),
     checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert),
   });
 }

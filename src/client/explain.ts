@@ -1,7 +1,8 @@
 // Transport failures in words a person can act on, not only errno names: "server speaks TLS? try -tls"
 // rather than a reset connection, "certificate signed by unknown authority (try -ca_file)" rather than
 // UNABLE_TO_VERIFY_LEAF_SIGNATURE.
-import { connect as netConnect, isIP } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import { sniFor } from '../tls.ts';
 import type { Target } from './options.ts';
 
 export interface ErrorContext {
@@ -115,7 +116,7 @@ function firstLine(text: string | undefined): string {
  * the first bytes it answers to the HTTP/2 preface: "HTTP/1.x" is an HTTP/1 server. `host` is the address
  * the failed connection went to (localhost's 127.0.0.1 or ::1); the name stays the SNI.
  */
-export async function diagnosePlaintext(target: Target, ms: number, host = target.host): Promise<string | undefined> {
+export async function diagnosePlaintext(target: Target, ms: number, host: string): Promise<string | undefined> {
   if (ms <= 0) return undefined;
   const until = performance.now() + ms;
   const { connect: tlsConnect } = process.getBuiltinModule('node:tls');
@@ -125,7 +126,7 @@ export async function diagnosePlaintext(target: Target, ms: number, host = targe
       port: target.port,
       rejectUnauthorized: false,
       ALPNProtocols: ['h2', 'http/1.1'],
-      ...(isIP(target.host) ? {} : { servername: target.host }),
+      ...sniFor(target.host),
     });
     const done = (yes: boolean) => {
       clearTimeout(timer);
