@@ -207,7 +207,6 @@ class FastCall {
       return;
     }
     if (this.name === undefined) {
-      clearTimeout(this.timer);
       // half-closed without a byte: what grpc-js' unary handler answers
       stream.respond(
         { 'grpc-status': '12', 'grpc-message': encodeURI(NO_MESSAGE), ':status': 200, 'content-type': 'application/grpc+proto' },
