@@ -6,8 +6,8 @@ import fc from 'fast-check';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, test } from 'vitest';
-import { encodeFrame, encodeSettings, ErrorCode, Flag, FrameReader, FrameType, Setting, type Frame } from '../src/client/h2/frames.ts';
-import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/client/h2/hpack.ts';
+import { encodeFrame, encodeSettings, ErrorCode, Flag, FrameReader, FrameType, Setting, type Frame } from '../src/h2/frames.ts';
+import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
 import { H2Session, type StreamEnding } from '../src/client/h2/session.ts';
 
 const PREFACE_LENGTH = 24;

@@ -1,4 +1,4 @@
-// The client's hand-written HPACK (src/client/h2/hpack.ts, huffman.ts) against RFC 7541's own examples, against
+// The client's hand-written HPACK (src/h2/hpack.ts, huffman.ts) against RFC 7541's own examples, against
 // hpack.js (an independent implementation, used only here) in both directions, against malformed input, and
 // against nghttp2 itself: a node:http2 server spoken to over a raw socket.
 import { once } from 'node:events';
@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../src/client/h2/hpack.ts';
-import { buildDecodeTree, DECODE_TREE, decodeHuffman, EOS, HUFFMAN_CODE_AND_BITS } from '../src/client/h2/huffman.ts';
+import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../src/h2/hpack.ts';
+import { buildDecodeTree, DECODE_TREE, decodeHuffman, EOS, HUFFMAN_CODE_AND_BITS } from '../src/h2/huffman.ts';
 
 // hpack.js has no types: the little of it used here.
 interface HpackJsHeader {

@@ -8,8 +8,8 @@
 import { Code } from '../status.ts';
 import { frame } from './codec.ts';
 import { explainTransportError, type ErrorContext } from './explain.ts';
-import { ErrorCode, errorName } from './h2/frames.ts';
-import type { HeaderList } from './h2/hpack.ts';
+import { ErrorCode, errorName } from '../h2/frames.ts';
+import type { HeaderList } from '../h2/hpack.ts';
 import type { ClientStream, H2Session, Headers, StreamEnding } from './h2/session.ts';
 import { TransportFailure } from './reconnect.ts';
 

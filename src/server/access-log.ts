@@ -8,6 +8,7 @@
 // write(2) each.
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
+import { PEER_HEADER } from './forward.ts';
 
 export interface AccessLogEntry {
   time: string;
@@ -153,6 +154,11 @@ class TrackedCall implements ServerInterceptingCallInterface {
   }
 
   received(metadata: Metadata): void {
+    const [peer] = metadata.get(PEER_HEADER);
+    if (peer !== undefined) {
+      this.record.peer = String(peer);
+      metadata.remove(PEER_HEADER);
+    }
     const [ua] = metadata.get('user-agent');
     if (ua !== undefined) this.record.userAgent = String(ua);
   }

@@ -1,20 +1,18 @@
 // Builds and runs the gRPC server: Greeter, standard health (grpc.health.v1, for Kubernetes `grpc:` probes
 // and grpc-health-probe), server reflection (for grpcurl), the access log, and graceful shutdown.
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+// grpc-js serves every call the fast path does not answer; it listens on no port of its own. Connections come in through the front door
+// (front-door.ts: our own HTTP/2, which answers plain SayHellos itself) and reach grpc-js in memory.
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { GREETER_SERVICE, greeterService, reflectedPackages } from '../proto.ts';
 import { trackCalls, type AccessLogEntry } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
-import { installFastPath } from './fast-path.ts';
+import { fastPathApplies } from './fast-path.ts';
+import { openFrontDoor, type FrontDoorTls } from './front-door.ts';
 import { greeterImplementation } from './greeter.ts';
 
-export interface ServerTls {
-  cert: Buffer;
-  key: Buffer;
-  /** require client certificates signed by these roots (mTLS) */
-  clientCa?: Buffer;
-}
+export type ServerTls = FrontDoorTls;
 
 export interface ServerOptions extends FaultOptions {
   /** '' listens on all interfaces, IPv4 and IPv6 */
@@ -26,7 +24,7 @@ export interface ServerOptions extends FaultOptions {
   /** how long shutdown() lets in-flight RPCs finish by default */
   graceMs: number;
   accessLog: ((entry: AccessLogEntry) => void) | null;
-  /** answer plain SayHellos outside grpc-js (fast-path.ts); default true */
+  /** answer plain SayHellos in the front door (fast-path.ts); default true */
   fastPath?: boolean;
 }
 
@@ -57,27 +55,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // (channelz stays on: with grpc.enable_channelz 0, grpc-js 1.14's forceShutdown no longer finds the
   // connections to close. Its per-call cost is gone anyway for the calls fast-path.ts answers.)
   const server = new Server({ interceptors: [tracker.interceptor] });
-  server.addService(greeterService, greeterImplementation(options, options.hostname));
+  // The packages add their services themselves; this notes which methods stream as they do.
+  const streamingPaths = new Set<string>();
+  const registrar = {
+    addService(service: ServiceDefinition, implementation: UntypedServiceImplementation) {
+      for (const method of Object.values(service)) if (method.requestStream || method.responseStream) streamingPaths.add(method.path);
+      server.addService(service, implementation);
+    },
+  } as Server;
+  registrar.addService(greeterService, greeterImplementation(options, options.hostname));
 
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'SERVING'])));
-  health.addToServer(server);
-  new ReflectionService(reflectedPackages()).addToServer(server);
+  health.addToServer(registrar);
+  new ReflectionService(reflectedPackages()).addToServer(registrar);
 
-  const credentials = options.tls
-    ? ServerCredentials.createSsl(
-        options.tls.clientCa ?? null,
-        [{ cert_chain: options.tls.cert, private_key: options.tls.key }],
-        options.tls.clientCa !== undefined,
-      )
-    : ServerCredentials.createInsecure();
-
-  const port = await bind(server, options.host, options.port, credentials);
-  const fastPath = options.fastPath !== false && installFastPath(server, options, tracker);
+  const fastPath = options.fastPath !== false && fastPathApplies(options);
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const door = await openFrontDoor({ host: options.host, port: options.port, tls: options.tls, hostname: options.hostname, fastPath, streamingPaths, tracker, injector });
 
   let shuttingDown: Promise<boolean> | undefined;
   let forced = false;
   const forceShutdown = () => {
     forced = true;
+    door.destroy();
+    injector.destroy();
     server.forceShutdown();
   };
   const shutdown = (graceMs = options.graceMs) =>
@@ -89,36 +90,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       setTimeout(() => {
         if (forced) return resolve(false);
         const cut = setTimeout(() => {
-          server.forceShutdown();
+          forceShutdown();
           resolve(false);
         }, graceMs - headstart);
-        // tryShutdown waits for every call, including health Watch streams that never end by themselves:
-        // once the unary calls are done, end those too.
+        void door.stopListening();
+        door.drain();
+        // Connections end with their last stream, including health Watch streams that never end by
+        // themselves: once the unary calls are answered, end those too.
         const poll = setInterval(() => {
-          if (tracker.inFlight() === 0) server.forceShutdown();
+          if (tracker.inFlight() === 0 && door.unaryCallsOpen() === 0) door.destroy();
         }, 20);
-        server.tryShutdown(() => {
+        void door.closed().then(() => {
           clearTimeout(cut);
           clearInterval(poll);
-          resolve(true);
+          injector.destroy();
+          server.forceShutdown();
+          resolve(!forced);
         });
       }, headstart);
     }));
 
-  return { port, fastPath, health, inFlight: tracker.inFlight, shutdown, forceShutdown };
-}
-
-async function bind(server: Server, host: string, port: number, credentials: ServerCredentials): Promise<number> {
-  const bindTo = (address: string) =>
-    new Promise<number>((resolve, reject) =>
-      server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
-    );
-  if (host) return bindTo(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
-  // All interfaces: [::] is dual-stack on Linux; fall back to IPv4 where IPv6 is off.
-  try {
-    return await bindTo(`[::]:${port}`);
-  } catch (err) {
-    if (/EADDRINUSE|EACCES/.test(String(err))) throw err;
-    return bindTo(`0.0.0.0:${port}`);
-  }
+  return { port: door.port, fastPath, health, inFlight: tracker.inFlight, shutdown, forceShutdown };
 }

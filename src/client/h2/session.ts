@@ -23,9 +23,9 @@ import {
   Setting,
   unpadded,
   type Frame,
-} from './frames.ts';
+} from '../../h2/frames.ts';
 import { http1Server } from '../explain.ts';
-import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from './hpack.ts';
+import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../../h2/hpack.ts';
 
 export type Headers = Record<string, string | string[]>;
 

@@ -1,5 +1,5 @@
 // HTTP/2 frames (RFC 9113 §4, §6): the 9-byte frame header, the types, flags, settings and error codes the
-// client uses, and a reader that cuts a byte stream into frames.
+// client's and the server's own HTTP/2 use, and a reader that cuts a byte stream into frames.
 
 export const CLIENT_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -61,7 +61,7 @@ export interface Frame {
   payload: Buffer;
 }
 
-/** A connection error the client detects (RFC 9113 §5.4.1): it sends GOAWAY with `h2Code` and closes. */
+/** A connection error (RFC 9113 §5.4.1): whoever detects it sends GOAWAY with `h2Code` and closes. */
 export class H2ProtocolError extends Error {
   override name = 'H2ProtocolError';
   constructor(
@@ -113,13 +113,13 @@ export function encodeGoaway(lastStreamId: number, code: number, debug: string):
   return encodeFrame(FrameType.GOAWAY, 0, 0, payload);
 }
 
-/** Cuts the bytes a server sends into frames; throws H2ProtocolError on a frame larger than it accepts. */
+/** Cuts the bytes a peer sends into frames; throws H2ProtocolError on a frame larger than it accepts. */
 export class FrameReader {
   #pending: Buffer = Buffer.alloc(0);
 
   constructor(readonly maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {}
 
-  /** The bytes not yet part of a whole frame (for telling what a server that is not HTTP/2 sent). */
+  /** The bytes not yet part of a whole frame (for telling what a peer that is not HTTP/2 sent). */
   get pending(): Buffer {
     return this.#pending;
   }

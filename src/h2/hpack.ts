@@ -1,6 +1,6 @@
-// HPACK (RFC 7541) for the client's own HTTP/2 transport: a full decoder for what servers send, and the
-// simplest valid encoder for what we send. The encoder never adds to the server's dynamic table, so the
-// client keeps no encoder state and never has to send a table size update. Header names and values are
+// HPACK (RFC 7541) for our own HTTP/2 (the client's, and the server's front door): a full decoder for what
+// peers send, and the simplest valid encoder for what we send. The encoder never adds to the peer's dynamic
+// table, so it keeps no state and never has to send a table size update. Header names and values are
 // octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
 import { decodeHuffman } from './huffman.ts';
 

@@ -1,0 +1,147 @@
+// Every call the fast path does not answer is grpc-js' job, unchanged: Greeter calls that ask for a fault,
+// a sleep or compression, health (Check and Watch), reflection, unknown methods, malformed requests. The
+// front door passes such a stream through, byte for byte, to the grpc-js server of this process over an
+// in-memory connection (grpc-js' ConnectionInjector, node:stream's duplexPair): no port, no socket.
+//
+// Each front-door connection gets its own in-memory connection, opened at its first such call, so that
+// grpc-js sees one connection per client as before. Flow control carries through: request bytes are given
+// back to the client's window once grpc-js has taken them, and the answer's bytes are read from grpc-js only
+// as fast as the client's window lets them out.
+import type { ConnectionInjector } from '@grpc/grpc-js';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { duplexPair } from 'node:stream';
+import { ErrorCode } from '../h2/frames.ts';
+import type { HeaderList } from '../h2/hpack.ts';
+import type { ServerStream, StreamHandler } from './h2/session.ts';
+
+/**
+ * The client's address, as the front door saw it, on a forwarded call: the access log reads it (grpc-js sees
+ * only the in-memory connection), and removes it before the handler sees the metadata. A client's own header
+ * of this name is dropped.
+ */
+export const PEER_HEADER = 'x-helloworld-forwarded-peer';
+
+/** Header fields HTTP/2 forbids (RFC 9113 §8.2.2) and node:http2 refuses to send: dropped, as a proxy does. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', PEER_HEADER]);
+
+export class GrpcJsConnection {
+  #session: ClientHttp2Session | undefined;
+
+  constructor(private readonly injector: ConnectionInjector) {}
+
+  #open(): ClientHttp2Session {
+    if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
+    const [ours, theirs] = duplexPair();
+    this.injector.injectConnection(theirs);
+    const session = connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false } });
+    session.on('error', noop); // each stream learns of it through its 'close'
+    this.#session = session;
+    return session;
+  }
+
+  /**
+   * Hands `stream` to grpc-js: its headers, the request bytes read so far (`read`, not yet given back to the
+   * client's window), and from now on whatever else comes.
+   */
+  forward(stream: ServerStream, read: Buffer[]): void {
+    let upstream: ClientHttp2Stream;
+    try {
+      upstream = this.#open().request(outgoingHeaders(stream.fields, stream.peer), { endStream: stream.remoteEnded && read.length === 0 });
+    } catch {
+      // a header node:http2 will not send (an invalid name or value): what nghttp2 answers it with
+      return stream.reset(ErrorCode.PROTOCOL_ERROR);
+    }
+    const passed = new PassThrough(stream, upstream);
+    stream.handler = passed;
+    for (const chunk of read) passed.onData(chunk);
+    if (stream.remoteEnded && read.length > 0) upstream.end();
+  }
+
+  /** Ends the in-memory connection (its calls are cancelled, as on a lost connection). */
+  close(): void {
+    this.#session?.destroy();
+    this.#session = undefined;
+  }
+}
+
+class PassThrough implements StreamHandler {
+  #clientGone = false;
+  #ended = false;
+  /** answer DATA that came before node:http2 emitted 'response' (it emits headers a tick late, data at once) */
+  #early: Buffer[] | undefined = [];
+
+  constructor(
+    private readonly stream: ServerStream,
+    private readonly upstream: ClientHttp2Stream,
+  ) {
+    upstream.on('error', noop); // 'close' follows, with the reset code
+    upstream.on('response', (headers, flags) => {
+      const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (endStream) this.#ended = true;
+      stream.respond(fieldsOf(headers), endStream);
+      const early = this.#early ?? [];
+      this.#early = undefined;
+      for (const chunk of early) this.#answer(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (this.#early) this.#early.push(chunk);
+      else this.#answer(chunk);
+    });
+    stream.onDrain = () => upstream.resume();
+    upstream.on('trailers', (headers) => {
+      this.#ended = true;
+      stream.end(fieldsOf(headers));
+    });
+    upstream.on('close', () => {
+      if (this.#clientGone || this.#ended || stream.closed) return;
+      // grpc-js reset the stream, or the in-memory connection ended under it
+      stream.reset(upstream.rstCode && upstream.rstCode !== ErrorCode.NO_ERROR ? upstream.rstCode : ErrorCode.INTERNAL_ERROR);
+    });
+  }
+
+  #answer(chunk: Buffer): void {
+    if (!this.stream.write(chunk)) this.upstream.pause();
+  }
+
+  onData(chunk: Buffer): void {
+    this.upstream.write(chunk, () => this.stream.consumed(chunk.length));
+  }
+
+  onEnd(): void {
+    this.upstream.end();
+  }
+
+  onReset(): void {
+    this.#clientGone = true;
+    // (not close(): node:http2 half-closes a stream before it resets it, and grpc-js would answer that)
+    this.upstream.destroy();
+  }
+}
+
+function outgoingHeaders(fields: HeaderList, peer: string): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of fields) {
+    if (CONNECTION_SPECIFIC.has(name)) continue;
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else headers[name] = [String(existing), value];
+  }
+  headers[PEER_HEADER] = peer;
+  return headers;
+}
+
+/** node:http2's headers object back to fields: :status first, repeated names as they came. */
+function fieldsOf(headers: IncomingHttpHeaders): HeaderList {
+  const fields: HeaderList = [];
+  const status = headers[':status'];
+  if (status !== undefined) fields.push([':status', String(status)]);
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) fields.push([name, v]);
+    else fields.push([name, String(value)]);
+  }
+  return fields;
+}
+
+function noop() {}

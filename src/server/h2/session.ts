@@ -1,0 +1,506 @@
+// The server's own HTTP/2 (RFC 9113) on a connection node:net or node:tls accepted. node:http2 hands every
+// request header value to JavaScript as a V8 external string, whose clean-up stops the process for 25–35 ms
+// at every full GC under load (README, Performance, has the trace): that, not gRPC, bounded the server's
+// p99 latency and memory. This session decodes headers into ordinary strings instead.
+//
+// It does what a gRPC server needs and no more: it reads the preface and SETTINGS, answers PING, decodes
+// HEADERS and CONTINUATION, keeps flow control in both directions (a stream's DATA waits for the peer's
+// windows; the peer's windows are opened again as the handler consumes what it was given), refuses streams
+// above its concurrency limit, and drains with GOAWAY. A protocol error ends the connection with GOAWAY and
+// never throws out of the socket's callbacks. Frames to send are gathered and written once per tick.
+import type { Socket } from 'node:net';
+import {
+  CLIENT_PREFACE,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  encodeGoaway,
+  encodeRstStream,
+  encodeSettings,
+  encodeWindowUpdate,
+  ErrorCode,
+  Flag,
+  FrameReader,
+  FrameType,
+  H2ProtocolError,
+  MAX_WINDOW,
+  Setting,
+  unpadded,
+  type Frame,
+} from '../../h2/frames.ts';
+import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../../h2/hpack.ts';
+
+/** What the server does with a stream: set by the session's `onStream` before it returns. */
+export interface StreamHandler {
+  /** request DATA; the handler calls stream.consumed(n) once it no longer holds the bytes */
+  onData(chunk: Buffer): void;
+  /** the client half-closed (END_STREAM) */
+  onEnd(): void;
+  /** the stream ended before the server ended it: the client reset it (its code) or the connection went (CANCEL) */
+  onReset(code: number): void;
+}
+
+/** A stream's receive window (and the SETTINGS_INITIAL_WINDOW_SIZE sent): a whole 4 MiB gRPC message and a little more. */
+const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
+const CONNECTION_WINDOW = 16 * 1024 * 1024;
+const DEFAULT_WINDOW = 65_535;
+/** Streams a client may have open at once (grpc-go's default is unlimited; a bound keeps a flood's memory bounded). */
+export const MAX_CONCURRENT_STREAMS = 1000;
+/** A header block longer than this (HEADERS + CONTINUATION) is a flood: four times what the decoder accepts decoded. */
+const MAX_HEADER_BLOCK = 4 * 65_536;
+/** write() says "wait for onDrain" beyond this many queued bytes */
+const HIGH_WATER = 64 * 1024;
+
+export class ServerStream {
+  handler: StreamHandler | undefined;
+  /** the peer's window for our DATA on this stream */
+  sendWindow: number;
+  /** DATA waiting for window, then the trailers */
+  queue: Buffer[] = [];
+  queued = 0;
+  trailers: Buffer | undefined;
+  /** called once queued DATA has gone out after write() returned false */
+  onDrain: (() => void) | undefined;
+  /** the client half-closed */
+  remoteEnded = false;
+  /** END_STREAM or RST_STREAM sent, or reset by the client, or the connection went */
+  closed = false;
+  responded = false;
+  /** bytes the handler consumed, not yet given back with a stream WINDOW_UPDATE */
+  unacknowledged = 0;
+  /** our receive window for this stream */
+  receiveWindow = STREAM_WINDOW;
+
+  constructor(
+    private readonly session: ServerSession,
+    readonly id: number,
+    /** the request's header fields, in order, as sent */
+    readonly fields: HeaderList,
+    /** the same by name, for dispatch */
+    readonly headers: Readonly<Record<string, string>>,
+    initialWindow: number,
+  ) {
+    this.sendWindow = initialWindow;
+  }
+
+  /** The peer, as grpc-js' getPeer() says it: "address:port". */
+  get peer(): string {
+    return this.session.peer;
+  }
+
+  /** Response headers; with `endStream` the whole answer (trailers-only). */
+  respond(fields: HeaderList, endStream = false): void {
+    if (this.closed || this.responded) return;
+    this.responded = true;
+    this.session.sendHeaders(this, encodeHeaders(fields), endStream);
+  }
+
+  /** A message's bytes (after respond()); false when the caller should wait for onDrain before writing more. */
+  write(data: Buffer): boolean {
+    if (this.closed) return true;
+    this.queue.push(data);
+    this.queued += data.length;
+    this.session.pump(this);
+    return this.queued <= HIGH_WATER;
+  }
+
+  /** Trailers, after the DATA written so far (which may still wait for the peer's window). */
+  end(trailers: HeaderList): void {
+    if (this.closed || this.trailers) return;
+    this.trailers = encodeHeaders(trailers);
+    this.session.pump(this);
+  }
+
+  /** RST_STREAM: the stream is over for both sides. */
+  reset(code: number): void {
+    this.session.resetStream(this, code);
+  }
+
+  /** The handler is done with `n` request bytes: the client may send that many more. */
+  consumed(n: number): void {
+    this.session.consumed(this, n);
+  }
+}
+
+export interface SessionOptions {
+  onStream(stream: ServerStream): void;
+  /** the connection ended (after the streams were told) */
+  onClose?(): void;
+}
+
+export class ServerSession {
+  readonly #socket: Socket;
+  readonly #options: SessionOptions;
+  readonly #reader = new FrameReader();
+  readonly #decoder = new HpackDecoder();
+  readonly #streams = new Map<number, ServerStream>();
+  #prefaceSeen = 0;
+  #lastStreamId = 0;
+  /** GOAWAY sent: no new streams; the connection ends with its last stream */
+  #draining = false;
+  #closed = false;
+  #out: Buffer[] = [];
+  #flushScheduled = false;
+  #inReceive = false;
+  // the client's settings
+  #maxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  #initialWindow = DEFAULT_WINDOW;
+  #connectionSendWindow = DEFAULT_WINDOW;
+  /** our connection receive window, and what was consumed but not yet given back */
+  #connectionReceiveWindow = CONNECTION_WINDOW;
+  #unacknowledged = 0;
+  #headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; length: number } | undefined;
+  #peer: string | undefined;
+
+  constructor(socket: Socket, options: SessionOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    socket.setNoDelay(true);
+    this.#send(
+      Buffer.concat([
+        encodeSettings([
+          [Setting.MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS],
+          [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW],
+          [Setting.ENABLE_PUSH, 0],
+        ]),
+        encodeWindowUpdate(0, CONNECTION_WINDOW - DEFAULT_WINDOW),
+      ]),
+    );
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk));
+    socket.on('error', () => this.destroy());
+    socket.on('close', () => this.destroy());
+  }
+
+  get peer(): string {
+    if (this.#peer === undefined) {
+      const { remoteAddress, remotePort } = this.#socket;
+      this.#peer = remoteAddress ? (remotePort ? `${remoteAddress}:${remotePort}` : remoteAddress) : 'unknown';
+    }
+    return this.#peer;
+  }
+
+  /** the streams open now */
+  streams(): IterableIterator<ServerStream> {
+    return this.#streams.values();
+  }
+
+  /** Graceful: GOAWAY with the last stream taken; those streams finish, then the connection ends. */
+  drain(): void {
+    if (this.#closed || this.#draining) return;
+    this.#draining = true;
+    this.#send(encodeGoaway(this.#lastStreamId, ErrorCode.NO_ERROR, ''));
+    if (this.#streams.size === 0) this.#endSocket();
+  }
+
+  /** Ends the connection now: every open stream is reset for its handler (CANCEL). */
+  destroy(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stream of [...this.#streams.values()]) this.#close(stream, ErrorCode.CANCEL);
+    this.#out = [];
+    this.#socket.destroy();
+    this.#options.onClose?.();
+  }
+
+  // --- sending ---------------------------------------------------------------------------------------
+
+  #send(frame: Buffer): void {
+    if (this.#closed) return;
+    this.#out.push(frame);
+    if (this.#inReceive || this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#out.length === 0) return;
+    const out = this.#out;
+    this.#out = [];
+    this.#socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  }
+
+  sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void {
+    for (let at = 0, first = true; first || at < block.length; first = false) {
+      const part = block.subarray(at, at + this.#maxFrameSize);
+      at += part.length;
+      const last = at >= block.length;
+      const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
+      this.#send(encodeFrame(first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, stream.id, part));
+    }
+    if (!endStream) return;
+    // the answer is complete before the request: the client need send no more (RFC 9113 §8.1)
+    if (!stream.remoteEnded) this.#send(encodeRstStream(stream.id, ErrorCode.NO_ERROR));
+    this.#close(stream);
+  }
+
+  /** Sends what the windows allow of the stream's queued DATA, then its trailers once nothing waits. */
+  pump(stream: ServerStream): void {
+    if (stream.closed) return;
+    const wasBlocked = stream.queued > HIGH_WATER;
+    while (stream.queue.length > 0) {
+      const head = stream.queue[0]!;
+      const room = Math.min(head.length, this.#maxFrameSize, stream.sendWindow, this.#connectionSendWindow);
+      if (room <= 0 && head.length > 0) break;
+      const part = room >= head.length ? head : head.subarray(0, room);
+      if (part === head) stream.queue.shift();
+      else stream.queue[0] = head.subarray(room);
+      stream.queued -= part.length;
+      stream.sendWindow -= part.length;
+      this.#connectionSendWindow -= part.length;
+      this.#send(encodeFrame(FrameType.DATA, 0, stream.id, part));
+    }
+    if (stream.queue.length === 0 && stream.trailers) this.sendHeaders(stream, stream.trailers, true);
+    else if (wasBlocked && stream.queued <= HIGH_WATER) stream.onDrain?.();
+  }
+
+  resetStream(stream: ServerStream, code: number): void {
+    if (stream.closed) return;
+    this.#send(encodeRstStream(stream.id, code));
+    this.#close(stream);
+  }
+
+  consumed(stream: ServerStream, n: number): void {
+    if (this.#closed || n <= 0) return;
+    this.#giveBack(n);
+    if (stream.closed || stream.remoteEnded) return;
+    stream.unacknowledged += n;
+    if (stream.unacknowledged >= STREAM_WINDOW / 4) {
+      this.#send(encodeWindowUpdate(stream.id, stream.unacknowledged));
+      stream.receiveWindow += stream.unacknowledged;
+      stream.unacknowledged = 0;
+    }
+  }
+
+  /** Opens the connection's receive window again by `n` (in batches). */
+  #giveBack(n: number): void {
+    this.#unacknowledged += n;
+    if (this.#unacknowledged < CONNECTION_WINDOW / 4) return;
+    this.#send(encodeWindowUpdate(0, this.#unacknowledged));
+    this.#connectionReceiveWindow += this.#unacknowledged;
+    this.#unacknowledged = 0;
+  }
+
+  /** The stream is over for us (sent END_STREAM or RST_STREAM), or for the client (`resetCode`). */
+  #close(stream: ServerStream, resetCode?: number): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    stream.queue = [];
+    stream.queued = 0;
+    this.#streams.delete(stream.id);
+    if (resetCode !== undefined) stream.handler?.onReset(resetCode);
+    if (this.#draining && this.#streams.size === 0) this.#endSocket();
+  }
+
+  #endSocket(): void {
+    this.#flush();
+    this.#socket.end();
+  }
+
+  // --- receiving -------------------------------------------------------------------------------------
+
+  #receive(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#inReceive = true;
+    try {
+      if (this.#prefaceSeen < CLIENT_PREFACE.length) {
+        chunk = this.#readPreface(chunk);
+        if (chunk.length === 0) return;
+      }
+      for (const frame of this.#reader.frames(chunk)) {
+        this.#handle(frame);
+        if (this.#closed) return;
+      }
+    } catch (err) {
+      this.#connectionError(err);
+    } finally {
+      this.#inReceive = false;
+      this.#flush();
+    }
+  }
+
+  /** Checks the preface's bytes as they come; returns what follows it. */
+  #readPreface(chunk: Buffer): Buffer {
+    const want = CLIENT_PREFACE.length - this.#prefaceSeen;
+    const part = chunk.subarray(0, want);
+    if (!part.equals(CLIENT_PREFACE.subarray(this.#prefaceSeen, this.#prefaceSeen + part.length))) {
+      throw new H2ProtocolError('not an HTTP/2 connection preface (an HTTP/1 or TLS client on a plaintext HTTP/2 port?)');
+    }
+    this.#prefaceSeen += part.length;
+    return chunk.subarray(part.length);
+  }
+
+  #connectionError(err: unknown): void {
+    const h2Code = err instanceof H2ProtocolError ? err.h2Code : err instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
+    const message = err instanceof Error ? err.message : String(err);
+    this.#out.push(encodeGoaway(this.#lastStreamId, h2Code, message.slice(0, 200)));
+    this.#flush();
+    this.#socket.end();
+    this.destroy();
+  }
+
+  #handle(frame: Frame): void {
+    if (this.#headerBlock && frame.type !== FrameType.CONTINUATION) {
+      throw new H2ProtocolError('a frame inside a header block (CONTINUATION expected)');
+    }
+    switch (frame.type) {
+      case FrameType.DATA:
+        return this.#onData(frame);
+      case FrameType.HEADERS:
+        return this.#onHeaders(frame);
+      case FrameType.CONTINUATION:
+        return this.#onContinuation(frame);
+      case FrameType.SETTINGS:
+        return this.#onSettings(frame);
+      case FrameType.RST_STREAM:
+        return this.#onRstStream(frame);
+      case FrameType.PING:
+        if (frame.streamId !== 0) throw new H2ProtocolError('PING on a stream');
+        if (frame.payload.length !== 8) throw new H2ProtocolError('PING length not 8', ErrorCode.FRAME_SIZE_ERROR);
+        if (!(frame.flags & Flag.ACK)) this.#send(encodeFrame(FrameType.PING, Flag.ACK, 0, frame.payload));
+        return;
+      case FrameType.WINDOW_UPDATE:
+        return this.#onWindowUpdate(frame);
+      case FrameType.GOAWAY:
+        if (frame.streamId !== 0) throw new H2ProtocolError('GOAWAY on a stream');
+        return; // the client opens nothing more; what is open finishes
+      case FrameType.PUSH_PROMISE:
+        throw new H2ProtocolError('PUSH_PROMISE from a client');
+      default:
+        return; // PRIORITY and unknown types are ignored (RFC 9113 §5.5)
+    }
+  }
+
+  #onSettings(frame: Frame): void {
+    if (frame.streamId !== 0) throw new H2ProtocolError('SETTINGS on a stream');
+    if (frame.flags & Flag.ACK) {
+      if (frame.payload.length !== 0) throw new H2ProtocolError('SETTINGS ACK with a payload', ErrorCode.FRAME_SIZE_ERROR);
+      return;
+    }
+    if (frame.payload.length % 6 !== 0) throw new H2ProtocolError('SETTINGS length not a multiple of 6', ErrorCode.FRAME_SIZE_ERROR);
+    for (let at = 0; at < frame.payload.length; at += 6) {
+      const id = frame.payload.readUInt16BE(at);
+      const value = frame.payload.readUInt32BE(at + 2);
+      if (id === Setting.MAX_FRAME_SIZE) {
+        if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215) throw new H2ProtocolError(`invalid SETTINGS_MAX_FRAME_SIZE ${value}`);
+        this.#maxFrameSize = value;
+      } else if (id === Setting.INITIAL_WINDOW_SIZE) {
+        if (value > MAX_WINDOW) throw new H2ProtocolError(`invalid SETTINGS_INITIAL_WINDOW_SIZE ${value}`, ErrorCode.FLOW_CONTROL_ERROR);
+        for (const stream of this.#streams.values()) stream.sendWindow += value - this.#initialWindow;
+        this.#initialWindow = value;
+      } else if (id === Setting.ENABLE_PUSH && value > 1) {
+        throw new H2ProtocolError(`invalid SETTINGS_ENABLE_PUSH ${value}`);
+      }
+    }
+    this.#send(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
+    for (const stream of [...this.#streams.values()]) this.pump(stream);
+  }
+
+  #onHeaders(frame: Frame): void {
+    if (frame.streamId === 0) throw new H2ProtocolError('HEADERS on stream 0');
+    let block = unpadded(frame);
+    if (frame.flags & Flag.PRIORITY) block = block.subarray(5);
+    const endStream = (frame.flags & Flag.END_STREAM) !== 0;
+    if (frame.flags & Flag.END_HEADERS) return this.#onHeaderBlock(frame.streamId, endStream, block);
+    this.#headerBlock = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)], length: block.length };
+  }
+
+  #onContinuation(frame: Frame): void {
+    const pending = this.#headerBlock;
+    if (!pending || frame.streamId !== pending.streamId) throw new H2ProtocolError('CONTINUATION without a header block to continue');
+    pending.parts.push(Buffer.from(frame.payload));
+    pending.length += frame.payload.length;
+    if (pending.length > MAX_HEADER_BLOCK) throw new H2ProtocolError(`a header block longer than ${MAX_HEADER_BLOCK} bytes (CONTINUATION flood)`, ErrorCode.ENHANCE_YOUR_CALM);
+    if (!(frame.flags & Flag.END_HEADERS)) return;
+    this.#headerBlock = undefined;
+    this.#onHeaderBlock(pending.streamId, pending.endStream, Buffer.concat(pending.parts));
+  }
+
+  #onHeaderBlock(id: number, endStream: boolean, block: Buffer): void {
+    // decoded whatever becomes of the stream: the header table is the connection's
+    const fields = this.#decoder.decode(block);
+    const open = this.#streams.get(id);
+    if (open) {
+      // trailers from the client: gRPC sends none, but they end the request as END_STREAM does
+      if (!endStream) return this.resetStream(open, ErrorCode.PROTOCOL_ERROR);
+      return this.#remoteEnd(open);
+    }
+    if (id % 2 === 0) throw new H2ProtocolError(`HEADERS on stream ${id}, an even (server-initiated) id`);
+    if (id <= this.#lastStreamId) {
+      this.#send(encodeRstStream(id, ErrorCode.STREAM_CLOSED));
+      return;
+    }
+    this.#lastStreamId = id;
+    if (this.#draining) {
+      this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
+      return;
+    }
+    if (this.#streams.size >= MAX_CONCURRENT_STREAMS) {
+      this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
+      return;
+    }
+    // a repeated name joined with ", ", as node:http2 gives it to grpc-js
+    const headers: Record<string, string> = {};
+    for (const [name, value] of fields) headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+    const stream = new ServerStream(this, id, fields, headers, this.#initialWindow);
+    this.#streams.set(id, stream);
+    stream.remoteEnded = endStream;
+    this.#options.onStream(stream);
+    if (endStream && !stream.closed) stream.handler?.onEnd();
+  }
+
+  #remoteEnd(stream: ServerStream): void {
+    if (stream.remoteEnded) return;
+    stream.remoteEnded = true;
+    stream.handler?.onEnd();
+  }
+
+  #onData(frame: Frame): void {
+    if (frame.streamId === 0) throw new H2ProtocolError('DATA on stream 0');
+    const length = frame.payload.length;
+    this.#connectionReceiveWindow -= length;
+    if (this.#connectionReceiveWindow < 0) throw new H2ProtocolError('DATA beyond the connection window', ErrorCode.FLOW_CONTROL_ERROR);
+    const stream = this.#streams.get(frame.streamId);
+    if (!stream || stream.remoteEnded) {
+      if (frame.streamId > this.#lastStreamId) throw new H2ProtocolError(`DATA on stream ${frame.streamId}, which was never opened`);
+      this.#giveBack(length); // the bytes still count against the connection window
+      if (stream) this.resetStream(stream, ErrorCode.STREAM_CLOSED);
+      else this.#send(encodeRstStream(frame.streamId, ErrorCode.STREAM_CLOSED));
+      return;
+    }
+    stream.receiveWindow -= length;
+    if (stream.receiveWindow < 0) {
+      this.consumed(stream, length);
+      return this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
+    }
+    const data = unpadded(frame);
+    if (data.length < length) this.consumed(stream, length - data.length); // padding is never handed over
+    if (data.length > 0) stream.handler?.onData(data);
+    if (frame.flags & Flag.END_STREAM && !stream.closed) this.#remoteEnd(stream);
+  }
+
+  #onRstStream(frame: Frame): void {
+    if (frame.streamId === 0) throw new H2ProtocolError('RST_STREAM on stream 0');
+    if (frame.payload.length !== 4) throw new H2ProtocolError('RST_STREAM length not 4', ErrorCode.FRAME_SIZE_ERROR);
+    const stream = this.#streams.get(frame.streamId);
+    if (stream) this.#close(stream, frame.payload.readUInt32BE(0));
+  }
+
+  #onWindowUpdate(frame: Frame): void {
+    if (frame.payload.length !== 4) throw new H2ProtocolError('WINDOW_UPDATE length not 4', ErrorCode.FRAME_SIZE_ERROR);
+    const increment = frame.payload.readUInt32BE(0) & MAX_WINDOW;
+    if (frame.streamId === 0) {
+      if (increment === 0) throw new H2ProtocolError('WINDOW_UPDATE of 0 on the connection');
+      this.#connectionSendWindow += increment;
+      if (this.#connectionSendWindow > MAX_WINDOW) throw new H2ProtocolError('connection window above 2^31-1', ErrorCode.FLOW_CONTROL_ERROR);
+      for (const stream of [...this.#streams.values()]) if (stream.queue.length > 0) this.pump(stream);
+      return;
+    }
+    const stream = this.#streams.get(frame.streamId);
+    if (!stream) return;
+    if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
+      return this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
+    }
+    stream.sendWindow += increment;
+    this.pump(stream);
+  }
+}
