@@ -496,7 +496,10 @@ export class ServerSession {
       return;
     }
     const stream = this.#streams.get(frame.streamId);
-    if (!stream) return;
+    if (!stream) {
+      if (frame.streamId > this.#lastStreamId) throw new H2ProtocolError(`WINDOW_UPDATE on stream ${frame.streamId}, which was never opened`);
+      return; // a stream that just closed
+    }
     if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
       return this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
     }

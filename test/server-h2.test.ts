@@ -1,0 +1,524 @@
+// The server's own HTTP/2 (src/server/h2/session.ts) seen from a client that writes bytes on a socket: the
+// connection preface, PING, CONTINUATION, connection errors, flow control of what the server sends, the
+// concurrency limit, graceful drain, the peer in the access log and a client's RST_STREAM. Everything goes to
+// a real server over loopback; every wait is bounded.
+import type { Client } from '@grpc/grpc-js';
+import { connect, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CLIENT_PREFACE,
+  encodeFrame,
+  encodeRstStream,
+  encodeSettings,
+  encodeWindowUpdate,
+  ErrorCode,
+  errorName,
+  Flag,
+  FrameReader,
+  FrameType,
+  Setting,
+} from '../src/h2/frames.ts';
+import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
+import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
+import { MAX_CONCURRENT_STREAMS } from '../src/server/h2/session.ts';
+import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
+import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const WAIT_MS = 3000;
+const MAX_FRAME = 16_384;
+const DEFAULT_WINDOW = 65_535;
+const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
+const CONNECTION_WINDOW = 16 * 1024 * 1024;
+const MAX_HEADER_BLOCK = 256 * 1024;
+
+interface Received {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+  /** HEADERS (its CONTINUATIONs joined into it): the decoded fields */
+  fields?: HeaderList;
+  /** the WINDOW_UPDATE increments this client had sent (on the frame's stream, on the connection) when it came */
+  granted: { stream: number; connection: number };
+}
+
+interface StreamAnswer {
+  /** each header block: the response headers, then the trailers */
+  headers: Array<Record<string, string>>;
+  data: Buffer;
+  dataFrames: number;
+  ended: boolean;
+  rstCode?: number;
+}
+
+/** One HTTP/2 connection as a client that writes frames by hand; what the server sends is kept in order. */
+class RawH2 {
+  readonly received: Received[] = [];
+  closed = false;
+  /** the server sent something this client cannot read: every wait fails with it */
+  readError: Error | undefined;
+  readonly #reader = new FrameReader(MAX_FRAME);
+  readonly #decoder = new HpackDecoder();
+  #headerBlock: { first: Received; parts: Buffer[] } | undefined;
+  readonly #granted = new Map<number, number>();
+  readonly #listeners = new Set<() => void>();
+
+  private constructor(
+    readonly socket: Socket,
+    private readonly ackSettings: boolean,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of this.#reader.frames(chunk)) this.#onFrame({ ...frame, payload: Buffer.from(frame.payload), granted: this.#grantedFor(frame.streamId) });
+      } catch (err) {
+        this.readError = err instanceof Error ? err : new Error(String(err));
+        socket.destroy();
+      }
+      this.#wake();
+    });
+    socket.on('error', () => {}); // a reset by the server ends up as 'close' too
+    socket.on('close', () => {
+      this.closed = true;
+      this.#wake();
+    });
+  }
+
+  /** Connects; unless `preface` is false, sends the preface and SETTINGS and waits for the server's SETTINGS and its ACK of ours. */
+  static async open(port: number, options: { preface?: boolean; settings?: Array<[number, number]> } = {}): Promise<RawH2> {
+    const preface = options.preface ?? true;
+    const socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection to port ${port}`)), WAIT_MS);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const client = new RawH2(socket, preface);
+    opened.add(client);
+    if (preface) {
+      socket.write(Buffer.concat([CLIENT_PREFACE, encodeSettings(options.settings ?? [])]));
+      await client.waitFor((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK), "the server's SETTINGS");
+      await client.waitFor((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) !== 0, 'a SETTINGS ACK');
+    }
+    return client;
+  }
+
+  #grantedFor(streamId: number): Received['granted'] {
+    return { stream: this.#granted.get(streamId) ?? 0, connection: this.#granted.get(0) ?? 0 };
+  }
+
+  #onFrame(frame: Received): void {
+    if (frame.type === FrameType.SETTINGS && !(frame.flags & Flag.ACK) && this.ackSettings) {
+      this.socket.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
+    }
+    if (this.#headerBlock) {
+      if (frame.type !== FrameType.CONTINUATION || frame.streamId !== this.#headerBlock.first.streamId) {
+        throw new Error(`frame type ${frame.type} inside the server's header block`);
+      }
+      this.#headerBlock.parts.push(frame.payload);
+      if (frame.flags & Flag.END_HEADERS) this.#endHeaderBlock();
+      return;
+    }
+    if (frame.type === FrameType.HEADERS) {
+      this.#headerBlock = { first: frame, parts: [frame.payload] };
+      if (frame.flags & Flag.END_HEADERS) this.#endHeaderBlock();
+      return;
+    }
+    this.received.push(frame);
+  }
+
+  #endHeaderBlock(): void {
+    const { first, parts } = this.#headerBlock!;
+    this.#headerBlock = undefined;
+    const payload = Buffer.concat(parts);
+    this.received.push({ ...first, flags: first.flags | Flag.END_HEADERS, payload, fields: this.#decoder.decode(payload) });
+  }
+
+  #wake(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+
+  /** Resolves with what `check` returns once it returns something; fails after `waitMs`, or when the connection closed first. */
+  until<T>(check: () => T | undefined, what: string, waitMs = WAIT_MS): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        this.#listeners.delete(attempt);
+        settle();
+      };
+      const attempt = () => {
+        if (this.readError) return finish(() => reject(this.readError));
+        const value = check();
+        if (value !== undefined) return finish(() => resolve(value));
+        if (this.closed) finish(() => reject(new Error(`the connection closed before ${what}`)));
+      };
+      const timer = setTimeout(() => finish(() => reject(new Error(`no ${what} within ${waitMs} ms`))), waitMs);
+      this.#listeners.add(attempt);
+      attempt();
+    });
+  }
+
+  waitFor(match: (f: Received) => boolean, what: string): Promise<Received> {
+    return this.until(() => this.received.find(match), what);
+  }
+
+  waitClosed(): Promise<true> {
+    return this.until(() => this.closed || undefined, 'the server closing the connection');
+  }
+
+  async goaway(): Promise<{ lastStreamId: number; code: string }> {
+    const frame = await this.waitFor((f) => f.type === FrameType.GOAWAY, 'GOAWAY');
+    return { lastStreamId: frame.payload.readUInt32BE(0) & 0x7fff_ffff, code: errorName(frame.payload.readUInt32BE(4)) };
+  }
+
+  async rstStream(streamId: number): Promise<string> {
+    const frame = await this.waitFor((f) => f.type === FrameType.RST_STREAM && f.streamId === streamId, `RST_STREAM on stream ${streamId}`);
+    return errorName(frame.payload.readUInt32BE(0));
+  }
+
+  /** What came on `streamId` so far. */
+  answer(streamId: number): StreamAnswer {
+    const answer: StreamAnswer = { headers: [], data: Buffer.alloc(0), dataFrames: 0, ended: false };
+    const data: Buffer[] = [];
+    for (const f of this.received) {
+      if (f.streamId !== streamId) continue;
+      if (f.type === FrameType.HEADERS) answer.headers.push(Object.fromEntries(f.fields ?? []));
+      if (f.type === FrameType.DATA) {
+        data.push(f.payload);
+        answer.dataFrames++;
+      }
+      if ((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && f.flags & Flag.END_STREAM) answer.ended = true;
+      if (f.type === FrameType.RST_STREAM) answer.rstCode = f.payload.readUInt32BE(0);
+    }
+    answer.data = Buffer.concat(data);
+    return answer;
+  }
+
+  /** The stream's whole answer: once the server ended it (END_STREAM) or reset it. */
+  finished(streamId: number): Promise<StreamAnswer> {
+    return this.until(() => {
+      const answer = this.answer(streamId);
+      return answer.ended || answer.rstCode !== undefined ? answer : undefined;
+    }, `the end of stream ${streamId}`);
+  }
+
+  /** A PING the server must answer after everything it sent before it. */
+  async roundTrip(): Promise<void> {
+    const payload = Buffer.alloc(8);
+    payload.writeDoubleBE(Math.random());
+    this.write(encodeFrame(FrameType.PING, 0, 0, payload));
+    await this.waitFor((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0 && f.payload.equals(payload), 'PING ACK');
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  headers(streamId: number, fields: HeaderList, endStream = false): void {
+    this.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId, encodeHeaders(fields)));
+  }
+
+  /** DATA frames of at most 16384 bytes, END_STREAM on the last one. */
+  data(streamId: number, body: Buffer, endStream = true): void {
+    const frames: Buffer[] = [];
+    for (let at = 0; at < body.length || frames.length === 0; at += MAX_FRAME) {
+      const last = at + MAX_FRAME >= body.length;
+      frames.push(encodeFrame(FrameType.DATA, last && endStream ? Flag.END_STREAM : 0, streamId, body.subarray(at, at + MAX_FRAME)));
+    }
+    this.write(Buffer.concat(frames));
+  }
+
+  windowUpdate(streamId: number, increment: number): void {
+    this.#granted.set(streamId, (this.#granted.get(streamId) ?? 0) + increment);
+    this.write(encodeWindowUpdate(streamId, increment));
+  }
+
+  /** A whole unary call: HEADERS, then its one message and END_STREAM. */
+  call(streamId: number, fields: HeaderList, message: Buffer): void {
+    this.headers(streamId, fields);
+    this.data(streamId, grpcFrame(message));
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+const opened = new Set<RawH2>();
+
+function requestFields(port: number, path = SAY_HELLO_PATH, extra: HeaderList = []): HeaderList {
+  return [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', `127.0.0.1:${port}`],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+    ...extra,
+  ];
+}
+
+/** A gRPC message out of DATA bytes: exactly one, uncompressed. */
+function onlyMessage(data: Buffer): Buffer {
+  expect(data.length).toBeGreaterThanOrEqual(5);
+  expect(data[0]).toBe(0);
+  expect(data.readUInt32BE(1)).toBe(data.length - 5);
+  return data.subarray(5);
+}
+
+/** HelloReply { message } is encoded as HelloRequest { name } is: field 1, a string. */
+const helloReply = (message: string) => helloRequest(message);
+
+let server: TestServer;
+let greeter: Client;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  greeter = greeterClient(server.address);
+});
+afterAll(() => {
+  greeter?.close();
+  server?.forceShutdown();
+});
+afterEach(() => {
+  for (const client of opened) client.destroy();
+  opened.clear();
+});
+
+async function expectServing(): Promise<void> {
+  const answer = await sayHello(greeter, 'still there', { deadlineMs: WAIT_MS });
+  expect(answer.err).toBeNull();
+  expect(answer.reply?.message).toBe('Hello still there');
+}
+
+describe('the connection', () => {
+  it('opens with SETTINGS (concurrency limit, stream window, no push) and a connection WINDOW_UPDATE, and ACKs the client\'s SETTINGS', async () => {
+    const client = await RawH2.open(server.port);
+    const settings = client.received.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK))!;
+    const values = new Map<number, number>();
+    for (let at = 0; at < settings.payload.length; at += 6) values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
+    expect(values.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(MAX_CONCURRENT_STREAMS);
+    expect(values.get(Setting.INITIAL_WINDOW_SIZE)).toBe(STREAM_WINDOW);
+    expect(values.get(Setting.ENABLE_PUSH)).toBe(0);
+    const update = await client.waitFor((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0, 'a connection WINDOW_UPDATE');
+    expect(update.payload.readUInt32BE(0)).toBe(CONNECTION_WINDOW - DEFAULT_WINDOW);
+    expect(client.received[0]!.type).toBe(FrameType.SETTINGS); // the server's preface comes first
+  });
+
+  it('answers an HTTP/1.1 request with GOAWAY PROTOCOL_ERROR and closes, and goes on serving', async () => {
+    const client = await RawH2.open(server.port, { preface: false });
+    client.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1'));
+    expect(await client.goaway()).toEqual({ lastStreamId: 0, code: 'PROTOCOL_ERROR' });
+    await client.waitClosed();
+    await expectServing();
+  });
+
+  it('closes a connection that starts with a TLS ClientHello, and goes on serving', async () => {
+    const client = await RawH2.open(server.port, { preface: false });
+    // a TLS 1.0 record header (handshake, 0x03 0x01), then the start of a ClientHello
+    const hello = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03]), Buffer.alloc(32, 0xab), Buffer.from([0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00])]);
+    client.write(hello);
+    await client.waitClosed();
+    await expectServing();
+  });
+
+  it('answers PING with a PING ACK carrying the same 8 bytes', async () => {
+    const client = await RawH2.open(server.port);
+    const payload = Buffer.from('8 bytes!', 'latin1');
+    client.write(encodeFrame(FrameType.PING, 0, 0, payload));
+    const ack = await client.waitFor((f) => f.type === FrameType.PING, 'PING ACK');
+    expect(ack.flags & Flag.ACK).toBe(Flag.ACK);
+    expect(ack.streamId).toBe(0);
+    expect(ack.payload).toEqual(payload);
+  });
+});
+
+describe('a request', () => {
+  it('whose header block is split over HEADERS and CONTINUATION frames is answered', async () => {
+    const client = await RawH2.open(server.port);
+    const block = encodeHeaders(requestFields(server.port, SAY_HELLO_PATH, [['user-agent', 'raw-h2-test/1']]));
+    const cut = [Math.floor(block.length / 3), Math.floor((2 * block.length) / 3)] as const;
+    client.write(
+      Buffer.concat([
+        encodeFrame(FrameType.HEADERS, 0, 1, block.subarray(0, cut[0])),
+        encodeFrame(FrameType.CONTINUATION, 0, 1, block.subarray(cut[0], cut[1])),
+        encodeFrame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(cut[1])),
+      ]),
+    );
+    client.data(1, grpcFrame(helloRequest('continued')));
+    const answer = await client.finished(1);
+    expect(answer.rstCode).toBeUndefined();
+    expect(answer.headers).toHaveLength(2);
+    expect(answer.headers[0]![':status']).toBe('200');
+    expect(answer.dataFrames).toBe(1);
+    expect(onlyMessage(answer.data)).toEqual(helloReply('Hello continued'));
+    expect(answer.headers[1]!['grpc-status']).toBe('0');
+  });
+});
+
+describe('connection errors: GOAWAY with the code, then the connection closes', () => {
+  const block = encodeHeaders(requestFields(0));
+  const cases: Array<[string, () => Buffer, string]> = [
+    ['HEADERS on an even (server-initiated) stream id', () => encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 2, block), 'PROTOCOL_ERROR'],
+    ['DATA on a stream never opened', () => encodeFrame(FrameType.DATA, 0, 7, grpcFrame(helloRequest('nobody'))), 'PROTOCOL_ERROR'],
+    ['a frame longer than 16384 bytes', () => encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.alloc(MAX_FRAME + 1)), 'FRAME_SIZE_ERROR'],
+    // an integer with more continuation octets than any 32-bit value needs
+    ['a header block HPACK cannot decode', () => encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])), 'COMPRESSION_ERROR'],
+    [
+      'a CONTINUATION flood (a header block over 256 KiB, no END_HEADERS)',
+      () => {
+        // one frame past the limit, and no more: the server has read everything when it closes
+        const frames = [encodeFrame(FrameType.HEADERS, 0, 1, Buffer.alloc(MAX_FRAME))];
+        while (frames.length * MAX_FRAME <= MAX_HEADER_BLOCK) frames.push(encodeFrame(FrameType.CONTINUATION, 0, 1, Buffer.alloc(MAX_FRAME)));
+        return Buffer.concat(frames);
+      },
+      'ENHANCE_YOUR_CALM',
+    ],
+  ];
+  for (const [name, bytes, code] of cases) {
+    it(`${name}: ${code}`, async () => {
+      const client = await RawH2.open(server.port);
+      client.write(bytes());
+      expect((await client.goaway()).code).toBe(code);
+      await client.waitClosed();
+      await expectServing();
+    });
+  }
+});
+
+describe('flow control of what the server sends', () => {
+  it('sends no more DATA than the client\'s stream and connection windows allow, and the rest as they open', async () => {
+    const initialWindow = 100;
+    const client = await RawH2.open(server.port, { settings: [[Setting.INITIAL_WINDOW_SIZE, initialWindow]] });
+    // larger than a connection window of 65535, so both windows are the limit in turn; grpc-js answers it
+    const name = 'w'.repeat(100_000);
+    client.call(1, requestFields(server.port), helloRequest(name));
+    const sent = () => client.answer(1).data.length;
+
+    await client.until(() => (sent() >= initialWindow ? true : undefined), `${initialWindow} bytes of DATA`);
+    await client.roundTrip();
+    expect(sent()).toBe(initialWindow);
+    expect(client.answer(1).ended).toBe(false);
+
+    client.windowUpdate(1, 1 << 20);
+    await client.until(() => (sent() >= DEFAULT_WINDOW ? true : undefined), 'DATA up to the connection window');
+    await client.roundTrip();
+    expect(sent()).toBe(DEFAULT_WINDOW);
+    expect(client.answer(1).ended).toBe(false);
+
+    client.windowUpdate(0, 1 << 20);
+    const answer = await client.finished(1);
+    expect(answer.rstCode).toBeUndefined();
+    expect(onlyMessage(answer.data)).toEqual(helloReply(`Hello ${name}`));
+    expect(answer.headers.at(-1)!['grpc-status']).toBe('0');
+
+    // every DATA frame fitted the windows as the client had opened them when it came
+    let onStream = 0;
+    let onConnection = 0;
+    for (const frame of client.received.filter((f) => f.type === FrameType.DATA)) {
+      expect(frame.streamId).toBe(1);
+      onStream += frame.payload.length;
+      onConnection += frame.payload.length;
+      expect(frame.payload.length).toBeLessThanOrEqual(MAX_FRAME);
+      expect(onStream).toBeLessThanOrEqual(initialWindow + frame.granted.stream);
+      expect(onConnection).toBeLessThanOrEqual(DEFAULT_WINDOW + frame.granted.connection);
+    }
+  });
+});
+
+describe('the concurrency limit', () => {
+  it(`refuses the stream past ${MAX_CONCURRENT_STREAMS} open ones with RST_STREAM REFUSED_STREAM, and counts them all out when the client goes`, async () => {
+    const client = await RawH2.open(server.port);
+    const fields = encodeHeaders(requestFields(server.port));
+    const frames: Buffer[] = [];
+    // requests that never finish: HEADERS without END_STREAM, and no DATA
+    for (let i = 0; i <= MAX_CONCURRENT_STREAMS; i++) frames.push(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 2 * i + 1, fields));
+    client.write(Buffer.concat(frames));
+    const extra = 2 * MAX_CONCURRENT_STREAMS + 1;
+    expect(await client.rstStream(extra)).toBe('REFUSED_STREAM');
+    expect(client.received.filter((f) => f.type === FrameType.RST_STREAM).map((f) => f.streamId)).toEqual([extra]);
+    await expect.poll(() => server.inFlight(), { timeout: WAIT_MS }).toBe(MAX_CONCURRENT_STREAMS);
+    client.destroy();
+    await expect.poll(() => server.inFlight(), { timeout: WAIT_MS }).toBe(0);
+  });
+});
+
+describe('graceful drain', () => {
+  it('sends GOAWAY NO_ERROR with the last stream, refuses newer ones, finishes the call in flight, then closes', async () => {
+    const own = await startTestServer();
+    try {
+      const client = await RawH2.open(own.port);
+      client.call(1, requestFields(own.port, SAY_HELLO_PATH, [['x-helloworld-delay-ms', '500']]), helloRequest('draining'));
+      await expect.poll(() => own.inFlight(), { timeout: WAIT_MS }).toBe(1);
+      const shutdown = own.shutdown(5000);
+
+      expect(await client.goaway()).toEqual({ lastStreamId: 1, code: 'NO_ERROR' });
+      client.headers(3, requestFields(own.port), true);
+      expect(await client.rstStream(3)).toBe('REFUSED_STREAM');
+
+      const answer = await client.finished(1);
+      expect(answer.rstCode).toBeUndefined();
+      expect(answer.headers[0]![':status']).toBe('200');
+      expect(onlyMessage(answer.data)).toEqual(helloReply('Hello draining'));
+      expect(answer.headers.at(-1)!['grpc-status']).toBe('0');
+      await client.waitClosed();
+      expect(await shutdown).toBe(true);
+    } finally {
+      own.forceShutdown();
+    }
+  });
+});
+
+describe('the access log', () => {
+  /** The log line of the next call to end, after `start()` made one. */
+  async function loggedCall(start: () => void) {
+    const before = server.log.length;
+    start();
+    await expect.poll(() => server.log.length, { timeout: WAIT_MS }).toBe(before + 1);
+    return server.log.at(-1)!;
+  }
+
+  it('shows the client\'s own address as the peer, forwarded to grpc-js or not, whatever peer header the client sends', async () => {
+    const client = await RawH2.open(server.port);
+    const peer = `127.0.0.1:${client.socket.localPort}`;
+    const spoof: HeaderList = [['x-helloworld-forwarded-peer', '6.6.6.6:1']];
+    const calls: Array<[string, number, HeaderList, Buffer]> = [
+      ['health Check (grpc-js)', 1, requestFields(server.port, HEALTH_CHECK_PATH), Buffer.alloc(0)],
+      ['health Check with a peer header (grpc-js)', 3, requestFields(server.port, HEALTH_CHECK_PATH, spoof), Buffer.alloc(0)],
+      ['SayHello with a peer header (fast path)', 5, requestFields(server.port, SAY_HELLO_PATH, spoof), helloRequest('spoof')],
+    ];
+    for (const [what, streamId, fields, message] of calls) {
+      const entry = await loggedCall(() => client.call(streamId, fields, message));
+      expect(entry.method, what).toBe(fields.find(([name]) => name === ':path')![1]);
+      expect(entry.status, what).toBe('OK');
+      expect(entry.peer, what).toBe(peer);
+      expect((await client.finished(streamId)).headers.at(-1)!['grpc-status'], what).toBe('0');
+    }
+  });
+
+  const delayed: Array<[string, HeaderList]> = [
+    ['the fast path', []],
+    ['grpc-js (grpc-encoding gzip sends it there)', [['grpc-encoding', 'gzip']]],
+  ];
+  for (const [path, extra] of delayed) {
+    it(`logs a delayed SayHello the client resets as CANCELLED, and counts it out (${path})`, async () => {
+      const client = await RawH2.open(server.port);
+      const before = server.log.length;
+      client.call(1, requestFields(server.port, SAY_HELLO_PATH, [['x-helloworld-delay-ms', '2000'], ...extra]), helloRequest('impatient'));
+      await expect.poll(() => server.inFlight(), { timeout: WAIT_MS }).toBe(1);
+      client.write(encodeRstStream(1, ErrorCode.CANCEL));
+      await expect.poll(() => server.log.length, { timeout: WAIT_MS }).toBe(before + 1);
+      const entry = server.log.at(-1)!;
+      expect(entry.method).toBe(SAY_HELLO_PATH);
+      expect(entry.status).toBe('CANCELLED');
+      expect(server.inFlight()).toBe(0);
+      expect(client.answer(1).ended).toBe(false);
+    });
+  }
+});
