@@ -46,6 +46,8 @@ async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Para
   };
   expect(line(fast.log.at(-1)!)).toEqual(line(plain.log.at(-1)!));
   expect(seen(a)).toEqual(seen(b));
+  // the same answer is not enough: both servers could fail alike (a 1 MB answer once did, on both)
+  expect(a.httpStatus, a.error).toBe(200);
   return a;
 }
 
