@@ -35,6 +35,7 @@ import {
   startServerProcess,
   which,
 } from './lib.ts';
+import { SERVER_NODE_FLAGS } from '../src/server/v8-flags.ts';
 
 export interface ServerSpec {
   label: string;
@@ -66,7 +67,8 @@ export interface ServerResult {
 }
 
 export function defaultServers(): ServerSpec[] {
-  const ours = `${node} ${dist('server')} -host 127.0.0.1 -port {port}`;
+  // as the image runs it: its /server's shebang carries these
+  const ours = `${node} ${SERVER_NODE_FLAGS.join(' ')} ${dist('server')} -host 127.0.0.1 -port {port}`;
   const specs: ServerSpec[] = [
     { label: 'ts', command: ours, ready: /Listening/ },
     { label: 'ts -workers 1', command: `${ours} -workers 1`, ready: /Listening/ },

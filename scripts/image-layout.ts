@@ -13,6 +13,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE_FILES, type Program } from './bundles.ts';
+import { SERVER_NODE_FLAGS } from '../src/server/v8-flags.ts';
 
 /** Where `node` lives in the runtime image (gcr.io/distroless/nodejs24-debian12): the bundles' shebang. */
 export const RUNTIME_NODE = '/nodejs/bin/node';
@@ -31,12 +32,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 class LayoutError extends Error {}
 
-/**
- * Node flags in each program's shebang. The server's caps V8's young generation: under sustained load a single
- * server process otherwise grows to ~260 MB RSS (mostly semi-space), past the manifests' 256Mi limit; with it,
- * ~140 MB for ~5 % of throughput (README, Performance). Workers inherit it (cluster.fork keeps execArgv).
- */
-export const NODE_FLAGS: Record<string, string> = { server: '--max-semi-space-size=8', client: '' };
+/** Node flags in each program's shebang: the server's are the serving processes' (src/server/v8-flags.ts). */
+export const NODE_FLAGS: Record<string, string> = { server: SERVER_NODE_FLAGS.join(' '), client: '' };
 
 /** A bundle with its shebang replaced by the runtime image's node (esbuild keeps none; a stray one is dropped). */
 export function withShebang(source: string, flags = ''): string {

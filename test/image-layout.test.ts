@@ -171,7 +171,7 @@ describe('Dockerfile <-> npm run image:layout', () => {
   it('lays out the bundles behind the runtime\'s shebang (0555) and the test-only PKI and licence notices (0444)', () => {
     for (const name of ['server', 'client'] as const) {
       const text = readFileSync(join(dir, name), 'utf8');
-      expect(text.split('\n')[0]).toBe(name === 'server' ? `#!${RUNTIME_NODE} --max-semi-space-size=8` : `#!${RUNTIME_NODE}`);
+      expect(text.split('\n')[0]).toBe(name === 'server' ? `#!${RUNTIME_NODE} --max-semi-space-size=2` : `#!${RUNTIME_NODE}`);
       expect(text).toBe(withShebang(readFileSync(bundle(name), 'utf8'), NODE_FLAGS[name]));
       expect((statSync(join(dir, name)).mode & 0o777).toString(8)).toBe('555');
     }

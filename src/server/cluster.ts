@@ -8,6 +8,7 @@
 // IPC channel closes).
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism, totalmem } from 'node:os';
+import { SERVER_NODE_FLAGS } from './v8-flags.ts';
 
 /** Primary -> worker. */
 export type Command = { cmd: 'drain'; graceMs: number } | { cmd: 'force' };
@@ -21,7 +22,7 @@ export type Report =
 
 /** -workers 0 never starts more than this: beyond it a load test measures the load generator, not us. */
 export const MAX_AUTO_WORKERS = 4;
-/** What one worker may take under load (RSS, with WORKER_EXEC_ARGV), and the primary: README, Performance. */
+/** What one worker may take under load (RSS, with SERVER_NODE_FLAGS), and the primary: README, Performance. */
 const WORKER_BUDGET = 160 * 1024 * 1024;
 const PRIMARY_BUDGET = 64 * 1024 * 1024;
 
@@ -34,13 +35,6 @@ export function autoWorkers(cpus = availableParallelism(), memoryLimit = process
   if (memoryLimit > 0 && memoryLimit < total) n = Math.min(n, Math.floor((memoryLimit - PRIMARY_BUDGET) / WORKER_BUDGET));
   return Math.max(1, n);
 }
-
-/**
- * V8 flags for worker processes (a primary chooses them; a single process runs with what `node` was given).
- * A young generation of at most 8 MB per semi-space (V8 grows it to 64 MB under load on a large machine) halves
- * a worker's RSS after load for a few per cent of throughput (README, Performance).
- */
-const WORKER_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=8'];
 
 export const isWorker = (): boolean => cluster.isWorker;
 
@@ -69,7 +63,7 @@ export interface Primary {
  * Starts `count` workers running this same program with the same arguments (plus `execArgv`) and waits until
  * each listens. Rejects with the first worker's startup failure (after stopping the others).
  */
-export function startWorkers(count: number, execArgv: readonly string[] = WORKER_EXEC_ARGV): Promise<Primary> {
+export function startWorkers(count: number, execArgv: readonly string[] = SERVER_NODE_FLAGS): Promise<Primary> {
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...execArgv] });
   const workers: Worker[] = [];
   const reports = new Map<Worker, (r: Report) => void>();

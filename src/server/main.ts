@@ -11,6 +11,7 @@ import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
 import { jsonLineWriter, lineBatcher } from './access-log.ts';
 import { autoWorkers, isWorker, onCommand, report, startWorkers } from './cluster.ts';
 import type { RunningServer, ServerOptions } from './server.ts';
+import { RUNTIME_V8_FLAGS } from './v8-flags.ts';
 
 const ENV_PREFIX = 'HELLO_SERVER_';
 
@@ -89,10 +90,7 @@ function listenError(err: unknown, options: ServerOptions): Error {
  * lazy inside the one bundle), which halves the time to Listening with workers.
  */
 async function serve(options: ServerOptions): Promise<RunningServer> {
-  // V8's mid-tier compiler (Maglev) holds about 5 MB more per process under load and buys no throughput
-  // here (README, Performance). Set before any code is hot; a shebang carries only one flag (the image's
-  // /server has --max-semi-space-size=8 there), so it is set here for single processes and workers alike.
-  setFlagsFromString('--no-maglev');
+  setFlagsFromString(RUNTIME_V8_FLAGS); // before any code is hot
   const [grpc, { startServer }] = await Promise.all([import('@grpc/grpc-js'), import('./server.ts')]);
   // grpc-js writes its own error lines (e.g. on a failed bind) next to ours; GRPC_VERBOSITY brings them back.
   if (!process.env.GRPC_VERBOSITY) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
