@@ -55,12 +55,32 @@ describe('fast path', () => {
   it('is on by default, and off when -sleep or -fail_rate make every SayHello grpc-js work', async () => {
     expect(fast.fastPath).toBe(true);
     expect(plain.fastPath).toBe(false);
-    for (const options of [{ sleepMs: 1 }, { failRate: 0.5 }]) {
-      const s = await startTestServer(options);
-      expect(s.fastPath).toBe(false);
-      s.forceShutdown();
-    }
   });
+
+  // -sleep and -fail_rate are served on the fast path too: the same answers as grpc-js' greeter gives
+  for (const [what, options] of [
+    ['-sleep 0.03', { sleepMs: 30 }],
+    ['-fail_rate 1 -fail_code ABORTED', { failRate: 1, failCode: 10 }],
+    ['-sleep 1.5 -fail_rate 1, a deadline (1.1 s) that ends the sleep', { sleepMs: 1500, failRate: 1 }],
+  ] as const) {
+    it(`answers a SayHello under ${what} as grpc-js does`, async () => {
+      const servers = await Promise.all([startTestServer(options), startTestServer({ ...options, fastPath: false })]);
+      const sessions = await Promise.all(servers.map((s) => h2Session(s.address)));
+      try {
+        const headers = grpcHeaders(undefined, 'sleepMs' in options && options.sleepMs > 1000 ? { 'grpc-timeout': '1100m' } : {});
+        const [a, b] = await Promise.all(sessions.map((session) => rawRequest(session, headers, [grpcFrame(helloRequest('faulty'))])));
+        await expect.poll(() => servers.map((s) => s.log.length)).toEqual([1, 1]);
+        const line = (e: TestServer['log'][number]) => ({ ...e, time: '', duration_ms: 0, peer: '', authority: '' });
+        expect(line(servers[0]!.log[0]!)).toEqual(line(servers[1]!.log[0]!));
+        expect(a!.httpStatus).toBe(200);
+        expect(seen(a!)).toEqual(seen(b!));
+        expect(servers[0]!.log[0]!.duration_ms).toBeGreaterThanOrEqual(Math.min(options.sleepMs ?? 0, 1100));
+      } finally {
+        for (const session of sessions) session.destroy();
+        for (const s of servers) s.forceShutdown();
+      }
+    });
+  }
 
   const split = (frame: Buffer, at: number) => [frame.subarray(0, at), frame.subarray(at)];
   const cases: [string, OutgoingHttpHeaders, Buffer[], Parameters<typeof rawRequest>[3]?][] = [
@@ -82,9 +102,9 @@ describe('fast path', () => {
     ['a delay header (x-helloworld-delay-ms 0)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '0' }), [grpcFrame(helloRequest('d'))]],
     ['a delay (x-helloworld-delay-ms 20)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '20' }), [grpcFrame(helloRequest('d'))]],
     ['a fractional delay with spaces and a long deadline', grpcHeaders(undefined, { 'x-helloworld-delay-ms': ' 5.5 ', 'grpc-timeout': '5S' }), [grpcFrame(helloRequest('d'))]],
-    ['a malformed delay (grpc-js: INVALID_ARGUMENT)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': 'soon' }), [grpcFrame(helloRequest('d'))]],
+    ['a malformed delay (INVALID_ARGUMENT)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': 'soon' }), [grpcFrame(helloRequest('d'))]],
     ['two delay headers', grpcHeaders(undefined, { 'x-helloworld-delay-ms': ['5', '10'] }), [grpcFrame(helloRequest('d'))]],
-    ['a delay and a fail code (grpc-js)', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '5', 'x-helloworld-fail-code': '14' }), [grpcFrame(helloRequest('d'))]],
+    ['a delay and a fail code', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '5', 'x-helloworld-fail-code': '14' }), [grpcFrame(helloRequest('d'))]],
     ['a delay and no message at all', grpcHeaders(undefined, { 'x-helloworld-delay-ms': '5' }), []],
     ['two messages in one DATA frame', grpcHeaders(), [Buffer.concat([grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))])]],
     ['two messages in two DATA frames', grpcHeaders(), [grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))]],
@@ -150,11 +170,15 @@ describe('fast path', () => {
     await expect.poll(() => fast.log.at(-1)?.duration_ms ?? 0).toBeGreaterThanOrEqual(50);
   });
 
-  it('serves well-formed delays itself, and leaves malformed ones and fail codes to grpc-js', () => {
+  it('takes SayHellos with any override headers, and leaves compression, short deadlines and other methods to grpc-js', () => {
     const base = { ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc' };
     expect(qualifiesForFastPath({ ...base, 'x-helloworld-delay-ms': '250' }, false)).toBe(true);
-    expect(qualifiesForFastPath({ ...base, 'x-helloworld-delay-ms': 'soon' }, false)).toBe(false);
-    expect(qualifiesForFastPath({ ...base, 'x-helloworld-fail-code': '14' }, false)).toBe(false);
+    expect(qualifiesForFastPath({ ...base, 'x-helloworld-delay-ms': 'soon' }, false)).toBe(true);
+    expect(qualifiesForFastPath({ ...base, 'x-helloworld-fail-code': '14' }, false)).toBe(true);
+    expect(qualifiesForFastPath({ ...base, 'grpc-encoding': 'gzip' }, false)).toBe(false);
+    expect(qualifiesForFastPath({ ...base, 'grpc-timeout': '999m' }, false)).toBe(false);
+    expect(qualifiesForFastPath({ ...base, ':path': '/grpc.health.v1.Health/Check' }, false)).toBe(false);
+    expect(qualifiesForFastPath(base, true)).toBe(false);
   });
 
   for (const how of ['RST_STREAM', 'a closed connection'] as const) {

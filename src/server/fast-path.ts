@@ -1,11 +1,11 @@
-// The plain SayHello, answered by the front door itself: the request a load generator sends in a loop (one
-// uncompressed message, no fail header, no -sleep or -fail_rate; a delay header is served here too, so that
-// the answer comes as one write when the delay ends). It is the call that decides how fast the server is
-// under load.
+// The SayHello, answered by the front door itself: the request a load generator sends in a loop, one
+// uncompressed message, with its delay and its failure as planned (-sleep, -fail_rate, the override headers;
+// faults.ts), so that a load test with faults on runs as fast as one without. It is the call that decides
+// how fast the server is under load.
 //
 // Everything else is grpc-js' job, unchanged (forward.ts): other methods, health, reflection, compression,
-// deadlines shorter than FAST_MIN_TIMEOUT_MS, faults, malformed delays, and every request body that is not
-// exactly one well-formed message. A call starts here only when its headers qualify; its body is then looked
+// deadlines shorter than FAST_MIN_TIMEOUT_MS, and every request body that is not exactly one well-formed
+// message. A call starts here only when its headers qualify; its body is then looked
 // at as it arrives, and the moment anything about it is unusual (more than one message, a compressed flag, a
 // frame split over several DATA frames, bytes protobuf does not accept) the stream is forwarded to grpc-js
 // with the bytes read so far, as if it had never been touched. Nothing is answered here before the client
@@ -17,7 +17,7 @@ import type { HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { DELAY_HEADER, delayFromHeader, FAIL_CODE_HEADER, type FaultOptions } from './faults.ts';
+import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
 import type { ServerStream, StreamHandler } from './h2/session.ts';
 
 /** A call with a shorter deadline goes to grpc-js, which keeps a timer for it. */
@@ -33,21 +33,13 @@ const OK_TRAILERS: HeaderList = [
 ];
 const NO_MESSAGE = `Received no request message for server streaming method ${SAY_HELLO_PATH}`;
 
-/** Whether SayHellos may take the fast path at all: with -sleep or -fail_rate every one is grpc-js' job. */
-export function fastPathApplies(options: FaultOptions): boolean {
-  return options.sleepMs <= 0 && options.failRate <= 0;
-}
-
-/** Headers of a plain SayHello: anything else, or anything that asks for more, is grpc-js' job. */
+/** Headers of a SayHello the fast path takes: anything else is grpc-js' job. */
 export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
   if (headers[':path'] !== SAY_HELLO_PATH || headers[':method'] !== 'POST') return false;
   const contentType = headers['content-type'];
   if (contentType === undefined || !contentType.startsWith('application/grpc')) return false;
   const encoding = headers['grpc-encoding'];
   if (encoding !== undefined && encoding !== 'identity') return false;
-  if (headers[FAIL_CODE_HEADER] !== undefined) return false;
-  const delay = headers[DELAY_HEADER];
-  if (delay !== undefined && delayFromHeader(delay) === undefined) return false; // grpc-js words the error
   // END_STREAM on the headers: no message at all, grpc-js says so
   if (remoteEnded) return false;
   const timeout = headers['grpc-timeout'];
@@ -78,13 +70,14 @@ function httpDate(): string {
   return dateValue;
 }
 
-/** A trailers-only answer, as grpc-js sends one (an error before any message). */
-function trailersOnly(code: number, details: string): HeaderList {
+/** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
+function trailersOnly(code: number, details: string, metadata: HeaderList = []): HeaderList {
   return [
     [':status', '200'],
     ['content-type', 'application/grpc+proto'],
     ['grpc-status', String(code)],
     ['grpc-message', encodeURI(details)],
+    ...metadata,
     ['date', httpDate()],
   ];
 }
@@ -100,6 +93,7 @@ export class FastCall implements StreamHandler {
 
   constructor(
     private readonly stream: ServerStream,
+    private readonly options: FaultOptions,
     private readonly hostname: string,
     tracker: CallTracker,
     /** forwards the stream to grpc-js with the request bytes read so far */
@@ -174,17 +168,32 @@ export class FastCall implements StreamHandler {
       this.finish(12, NO_MESSAGE);
       return;
     }
-    const delay = this.stream.headers[DELAY_HEADER]; // checked well-formed by qualifiesForFastPath
-    const delayMs = delay === undefined ? 0 : (delayFromHeader(delay) ?? 0);
-    if (delayMs <= 0) return this.answer();
+    // what greeter.ts does in grpc-js
+    const hostname: HeaderList = [['hostname', this.hostname]];
+    let plan: Plan;
+    try {
+      plan = planRequest(this.options, (name) => this.stream.headers[name]);
+    } catch (err) {
+      if (!(err instanceof BadOverride)) throw err;
+      this.stream.respond(trailersOnly(3, err.message, hostname), true);
+      this.finish(3, err.message);
+      return;
+    }
+    if (plan.delayMs <= 0) return this.answer(plan);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
-    this.cancelDelay = afterDelay(delayMs, () => this.answer());
+    this.cancelDelay = afterDelay(plan.delayMs, () => this.answer(plan));
   }
 
-  private answer(): void {
+  private answer(plan: Plan): void {
     const { stream } = this;
     clearTimeout(this.timer);
     if (stream.closed || this.record.finished) return;
+    if (plan.fail) {
+      const { code, details } = plan.fail;
+      stream.respond(trailersOnly(code, details, [['hostname', this.hostname]]), true);
+      this.finish(code, details);
+      return;
+    }
     const message = SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` });
     const frame = Buffer.allocUnsafe(5 + message.length);
     frame[0] = 0;

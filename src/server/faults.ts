@@ -4,7 +4,6 @@
 //   x-helloworld-delay-ms: 250          wait 250 ms instead of -sleep (capped at 5 minutes; the call's
 //                                       deadline ends the wait anyway)
 //   x-helloworld-fail-code: UNAVAILABLE answer with this status (name or number; OK forces success)
-import type { Metadata } from '@grpc/grpc-js';
 import { parseStatusCode } from '../status.ts';
 
 export const DELAY_HEADER = 'x-helloworld-delay-ms';
@@ -26,8 +25,9 @@ export interface Plan {
 /** A bad override header: the call is answered INVALID_ARGUMENT with this message. */
 export class BadOverride extends Error {}
 
-export function planRequest(options: FaultOptions, metadata: Metadata, random: () => number = Math.random): Plan {
-  const delayHeader = first(metadata, DELAY_HEADER);
+/** `header(name)`: the request's value for that name (the first one, as grpc-js' metadata gives it), if any. */
+export function planRequest(options: FaultOptions, header: (name: string) => string | undefined, random: () => number = Math.random): Plan {
+  const delayHeader = header(DELAY_HEADER);
   let delayMs = options.sleepMs;
   if (delayHeader !== undefined) {
     const requested = delayFromHeader(delayHeader);
@@ -36,7 +36,7 @@ export function planRequest(options: FaultOptions, metadata: Metadata, random: (
   }
   delayMs = Math.min(delayMs, MAX_DELAY_MS);
 
-  const codeHeader = first(metadata, FAIL_CODE_HEADER);
+  const codeHeader = header(FAIL_CODE_HEADER);
   if (codeHeader !== undefined) {
     const code = parseStatusCode(codeHeader);
     if (code === undefined) {
@@ -53,9 +53,4 @@ export function planRequest(options: FaultOptions, metadata: Metadata, random: (
 /** The milliseconds of an x-helloworld-delay-ms value, capped at MAX_DELAY_MS; undefined when it is not a number. */
 export function delayFromHeader(value: string): number | undefined {
   return /^\s*\d+(\.\d+)?\s*$/.test(value) ? Math.min(Number(value), MAX_DELAY_MS) : undefined;
-}
-
-function first(metadata: Metadata, key: string): string | undefined {
-  const [value] = metadata.get(key);
-  return value === undefined ? undefined : String(value);
 }

@@ -5,6 +5,7 @@ import type { ConnectionInjector } from '@grpc/grpc-js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CallTracker } from './access-log.ts';
+import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { GrpcJsConnection } from './forward.ts';
 import { ServerSession, type ServerStream } from './h2/session.ts';
@@ -21,6 +22,7 @@ export interface FrontDoorOptions {
   port: number;
   tls?: FrontDoorTls;
   hostname: string;
+  faults: FaultOptions;
   /** answer qualifying SayHellos here; false sends every call to grpc-js */
   fastPath: boolean;
   /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
@@ -49,7 +51,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
 
   const dispatch = (stream: ServerStream, grpcJs: () => GrpcJsConnection) => {
     if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
-      new FastCall(stream, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
+      new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
     } else {
       grpcJs().forward(stream, []);
     }

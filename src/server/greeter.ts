@@ -12,7 +12,10 @@ export function greeterImplementation(options: FaultOptions, hostname: string): 
       metadata.set('hostname', hostname);
       let plan: Plan;
       try {
-        plan = planRequest(options, call.metadata);
+        plan = planRequest(options, (name) => {
+          const [value] = call.metadata.get(name);
+          return value === undefined ? undefined : String(value);
+        });
       } catch (err) {
         if (!(err instanceof BadOverride)) throw err;
         callback({ code: status.INVALID_ARGUMENT, details: err.message, metadata });

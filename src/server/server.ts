@@ -8,7 +8,6 @@ import { HealthImplementation } from 'grpc-health-check';
 import { GREETER_SERVICE, greeterService, reflectedPackages } from '../proto.ts';
 import { trackCalls, type AccessLogEntry } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
-import { fastPathApplies } from './fast-path.ts';
 import { openFrontDoor, type FrontDoorTls } from './front-door.ts';
 import { greeterImplementation } from './greeter.ts';
 
@@ -69,9 +68,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(registrar);
   new ReflectionService(reflectedPackages()).addToServer(registrar);
 
-  const fastPath = options.fastPath !== false && fastPathApplies(options);
+  const fastPath = options.fastPath !== false;
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const door = await openFrontDoor({ host: options.host, port: options.port, tls: options.tls, hostname: options.hostname, fastPath, streamingPaths, tracker, injector });
+  const door = await openFrontDoor({ host: options.host, port: options.port, tls: options.tls, hostname: options.hostname, faults: options, fastPath, streamingPaths, tracker, injector });
 
   let shuttingDown: Promise<boolean> | undefined;
   let forced = false;
