@@ -157,3 +157,80 @@ export function unpadded(frame: Frame): Buffer {
   if (pad === undefined || pad >= frame.payload.length) throw new H2ProtocolError('padding longer than the frame');
   return frame.payload.subarray(1, frame.payload.length - pad);
 }
+
+/** A header block longer than this (HEADERS + CONTINUATION) is a flood, not headers: four times what the HPACK decoder accepts decoded. */
+export const MAX_HEADER_BLOCK = 4 * 65_536;
+
+export interface HeaderBlock {
+  streamId: number;
+  /** END_STREAM was on the HEADERS frame */
+  endStream: boolean;
+  /** the HPACK bytes, padding and priority removed */
+  block: Buffer;
+}
+
+/** Joins a header block sent as HEADERS and CONTINUATION frames (RFC 9113 §6.2, §6.10); refuses a flood. */
+export class HeaderBlockReader {
+  #pending: { streamId: number; endStream: boolean; parts: Buffer[]; length: number } | undefined;
+
+  /** A block has begun and not ended: only its CONTINUATION frames may come next. */
+  get open(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /** A HEADERS frame: the whole block when it carries END_HEADERS, else undefined (CONTINUATION follows). */
+  headers(frame: Frame): HeaderBlock | undefined {
+    if (frame.streamId === 0) throw new H2ProtocolError('HEADERS on stream 0');
+    let block = unpadded(frame);
+    if (frame.flags & Flag.PRIORITY) block = block.subarray(5);
+    const endStream = (frame.flags & Flag.END_STREAM) !== 0;
+    if (frame.flags & Flag.END_HEADERS) return { streamId: frame.streamId, endStream, block };
+    this.#pending = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)], length: block.length };
+    return undefined;
+  }
+
+  /** A CONTINUATION frame: the whole block once END_HEADERS arrives, else undefined. */
+  continuation(frame: Frame): HeaderBlock | undefined {
+    const pending = this.#pending;
+    if (!pending || frame.streamId !== pending.streamId) throw new H2ProtocolError('CONTINUATION without a header block to continue');
+    pending.parts.push(Buffer.from(frame.payload));
+    pending.length += frame.payload.length;
+    if (pending.length > MAX_HEADER_BLOCK) throw new H2ProtocolError(`a header block longer than ${MAX_HEADER_BLOCK} bytes (CONTINUATION flood)`, ErrorCode.ENHANCE_YOUR_CALM);
+    if (!(frame.flags & Flag.END_HEADERS)) return undefined;
+    this.#pending = undefined;
+    return { streamId: pending.streamId, endStream: pending.endStream, block: Buffer.concat(pending.parts) };
+  }
+}
+
+/** A SETTINGS frame's parameters, each checked (RFC 9113 §6.5); undefined for an ACK. */
+export function readSettings(frame: Frame): Array<[id: number, value: number]> | undefined {
+  if (frame.streamId !== 0) throw new H2ProtocolError('SETTINGS on a stream');
+  if (frame.flags & Flag.ACK) {
+    if (frame.payload.length !== 0) throw new H2ProtocolError('SETTINGS ACK with a payload', ErrorCode.FRAME_SIZE_ERROR);
+    return undefined;
+  }
+  if (frame.payload.length % 6 !== 0) throw new H2ProtocolError('SETTINGS length not a multiple of 6', ErrorCode.FRAME_SIZE_ERROR);
+  const settings: Array<[number, number]> = [];
+  for (let at = 0; at < frame.payload.length; at += 6) {
+    const id = frame.payload.readUInt16BE(at);
+    const value = frame.payload.readUInt32BE(at + 2);
+    if (id === Setting.MAX_FRAME_SIZE && (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215)) throw new H2ProtocolError(`invalid SETTINGS_MAX_FRAME_SIZE ${value}`);
+    if (id === Setting.INITIAL_WINDOW_SIZE && value > MAX_WINDOW) throw new H2ProtocolError(`invalid SETTINGS_INITIAL_WINDOW_SIZE ${value}`, ErrorCode.FLOW_CONTROL_ERROR);
+    if (id === Setting.ENABLE_PUSH && value > 1) throw new H2ProtocolError(`invalid SETTINGS_ENABLE_PUSH ${value}`);
+    settings.push([id, value]);
+  }
+  return settings;
+}
+
+/** A PING frame's payload, checked (stream 0, 8 bytes); undefined for an ACK. */
+export function pingToAnswer(frame: Frame): Buffer | undefined {
+  if (frame.streamId !== 0) throw new H2ProtocolError('PING on a stream');
+  if (frame.payload.length !== 8) throw new H2ProtocolError('PING length not 8', ErrorCode.FRAME_SIZE_ERROR);
+  return frame.flags & Flag.ACK ? undefined : frame.payload;
+}
+
+/** A WINDOW_UPDATE frame's increment (its length checked; 0 is the caller's to judge, per stream or connection). */
+export function windowIncrement(frame: Frame): number {
+  if (frame.payload.length !== 4) throw new H2ProtocolError('WINDOW_UPDATE length not 4', ErrorCode.FRAME_SIZE_ERROR);
+  return frame.payload.readUInt32BE(0) & MAX_WINDOW;
+}

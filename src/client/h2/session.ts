@@ -19,10 +19,15 @@ import {
   FrameReader,
   FrameType,
   H2ProtocolError,
+  HeaderBlockReader,
   MAX_WINDOW,
+  pingToAnswer,
+  readSettings,
   Setting,
   unpadded,
+  windowIncrement,
   type Frame,
+  type HeaderBlock,
 } from '../../h2/frames.ts';
 import { http1Server } from '../explain.ts';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderList } from '../../h2/hpack.ts';
@@ -79,8 +84,6 @@ export class SessionError extends Error {
 const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_WINDOW = 65_535;
-/** A header block longer than this (HEADERS + CONTINUATION) is a flood, not headers: four times what the decoder accepts decoded. */
-const MAX_HEADER_BLOCK = 4 * 65_536;
 
 interface Stream {
   id: number;
@@ -113,7 +116,7 @@ export class H2Session {
   /** received DATA bytes not yet given back with a connection WINDOW_UPDATE */
   #unacknowledged = 0;
   /** a header block being continued (CONTINUATION frames) */
-  #headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; length: number } | undefined;
+  readonly #headerBlocks = new HeaderBlockReader();
 
   /** the :scheme of its requests */
   readonly scheme: 'http' | 'https';
@@ -298,16 +301,16 @@ export class H2Session {
   }
 
   #handle(frame: Frame): void {
-    if (this.#headerBlock && frame.type !== FrameType.CONTINUATION) {
+    if (this.#headerBlocks.open && frame.type !== FrameType.CONTINUATION) {
       throw new H2ProtocolError(`a ${frameName(frame.type)} frame inside a header block (CONTINUATION expected)`);
     }
     switch (frame.type) {
       case FrameType.SETTINGS:
         return this.#onSettings(frame);
       case FrameType.HEADERS:
-        return this.#onHeaders(frame);
+        return this.#onHeaderBlock(this.#headerBlocks.headers(frame));
       case FrameType.CONTINUATION:
-        return this.#onContinuation(frame);
+        return this.#onHeaderBlock(this.#headerBlocks.continuation(frame));
       case FrameType.DATA:
         return this.#onData(frame);
       case FrameType.RST_STREAM:
@@ -326,26 +329,16 @@ export class H2Session {
   }
 
   #onSettings(frame: Frame): void {
-    if (frame.streamId !== 0) throw new H2ProtocolError('SETTINGS on a stream');
-    if (frame.flags & Flag.ACK) {
-      if (frame.payload.length !== 0) throw new H2ProtocolError('SETTINGS ACK with a payload', ErrorCode.FRAME_SIZE_ERROR);
-      return;
-    }
-    if (frame.payload.length % 6 !== 0) throw new H2ProtocolError('SETTINGS length not a multiple of 6', ErrorCode.FRAME_SIZE_ERROR);
-    for (let at = 0; at < frame.payload.length; at += 6) {
-      const id = frame.payload.readUInt16BE(at);
-      const value = frame.payload.readUInt32BE(at + 2);
+    const settings = readSettings(frame);
+    if (!settings) return; // an ACK
+    for (const [id, value] of settings) {
       if (id === Setting.MAX_FRAME_SIZE) {
-        if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215) throw new H2ProtocolError(`invalid SETTINGS_MAX_FRAME_SIZE ${value}`);
         this.#maxFrameSize = value;
       } else if (id === Setting.INITIAL_WINDOW_SIZE) {
-        if (value > MAX_WINDOW) throw new H2ProtocolError(`invalid SETTINGS_INITIAL_WINDOW_SIZE ${value}`, ErrorCode.FLOW_CONTROL_ERROR);
         for (const stream of this.#streams.values()) stream.sendWindow += value - this.#initialWindow;
         this.#initialWindow = value;
       } else if (id === Setting.MAX_CONCURRENT_STREAMS) {
         this.#maxConcurrent = value;
-      } else if (id === Setting.ENABLE_PUSH && value > 1) {
-        throw new H2ProtocolError(`invalid SETTINGS_ENABLE_PUSH ${value}`);
       }
     }
     this.#socket.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
@@ -357,27 +350,9 @@ export class H2Session {
     }
   }
 
-  #onHeaders(frame: Frame): void {
-    if (frame.streamId === 0) throw new H2ProtocolError('HEADERS on stream 0');
-    let block = unpadded(frame);
-    if (frame.flags & Flag.PRIORITY) block = block.subarray(5);
-    const endStream = (frame.flags & Flag.END_STREAM) !== 0;
-    if (frame.flags & Flag.END_HEADERS) return this.#onHeaderBlock(frame.streamId, endStream, block);
-    this.#headerBlock = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)], length: block.length };
-  }
-
-  #onContinuation(frame: Frame): void {
-    const pending = this.#headerBlock;
-    if (!pending || frame.streamId !== pending.streamId) throw new H2ProtocolError('CONTINUATION without a header block to continue');
-    pending.parts.push(Buffer.from(frame.payload));
-    pending.length += frame.payload.length;
-    if (pending.length > MAX_HEADER_BLOCK) throw new H2ProtocolError(`a header block longer than ${MAX_HEADER_BLOCK} bytes (CONTINUATION flood)`, ErrorCode.ENHANCE_YOUR_CALM);
-    if (!(frame.flags & Flag.END_HEADERS)) return;
-    this.#headerBlock = undefined;
-    this.#onHeaderBlock(pending.streamId, pending.endStream, Buffer.concat(pending.parts));
-  }
-
-  #onHeaderBlock(streamId: number, endStream: boolean, block: Buffer): void {
+  #onHeaderBlock(whole: HeaderBlock | undefined): void {
+    if (!whole) return; // CONTINUATION frames follow
+    const { streamId, endStream, block } = whole;
     // decoded even for a stream that is gone: the header table is the connection's
     const fields = this.#decoder.decode(block);
     const stream = this.#streams.get(streamId);
@@ -420,9 +395,8 @@ export class H2Session {
   }
 
   #onPing(frame: Frame): void {
-    if (frame.streamId !== 0) throw new H2ProtocolError('PING on a stream');
-    if (frame.payload.length !== 8) throw new H2ProtocolError('PING length not 8', ErrorCode.FRAME_SIZE_ERROR);
-    if (!(frame.flags & Flag.ACK)) this.#socket.write(encodeFrame(FrameType.PING, Flag.ACK, 0, frame.payload));
+    const payload = pingToAnswer(frame);
+    if (payload) this.#socket.write(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
   }
 
   #onGoaway(frame: Frame): void {
@@ -445,8 +419,7 @@ export class H2Session {
   }
 
   #onWindowUpdate(frame: Frame): void {
-    if (frame.payload.length !== 4) throw new H2ProtocolError('WINDOW_UPDATE length not 4', ErrorCode.FRAME_SIZE_ERROR);
-    const increment = frame.payload.readUInt32BE(0) & MAX_WINDOW;
+    const increment = windowIncrement(frame);
     if (frame.streamId === 0) {
       if (increment === 0) throw new H2ProtocolError('WINDOW_UPDATE of 0 on the connection');
       this.#connectionSendWindow += increment;
