@@ -1,6 +1,6 @@
 // dist/server.js as users run it: flags, environment, bad input, signals, and a client that is not grpc-js.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -75,6 +75,16 @@ describe('bad input: one line on stderr, exit 2 (configuration) or 1 (cannot ser
     for (const flag of ['-port', '-host', '-tls', '-cert_file', '-key_file', '-client_ca_file', '-sleep', '-grace', '-fail_rate', '-fail_code']) {
       expect(r.stdout).toContain(flag);
     }
+  });
+
+  it('-help loads no serving code: no HTTP/2, TLS or crypto (nor does a primary that supervises workers)', async () => {
+    const record = file('record.cjs', "process.on('exit', () => require('node:fs').writeFileSync(process.env.MODULE_LIST, process.moduleLoadList.join('\\n')));\n");
+    const list = join(tmp, 'help-modules');
+    const r = await runServer(['-help'], { env: cleanEnv({ NODE_OPTIONS: `--require ${record}`, MODULE_LIST: list }) });
+    expect(r.code).toBe(0);
+    const loaded = readFileSync(list, 'utf8').split('\n');
+    expect(loaded).toContain('NativeModule net'); // the list is real
+    expect(loaded.filter((m) => ['NativeModule http2', 'NativeModule tls', 'NativeModule crypto'].includes(m))).toEqual([]);
   });
 });
 

@@ -8,7 +8,13 @@
 // write(2) each.
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
-import { PEER_HEADER } from './forward.ts';
+
+/**
+ * The client's address, as the front door saw it, on a call forwarded to grpc-js (forward.ts): the log reads
+ * it (grpc-js sees only the in-memory connection) and removes it before the handler sees the metadata. A
+ * client's own header of this name is dropped by the front door.
+ */
+export const PEER_HEADER = 'x-helloworld-forwarded-peer';
 
 export interface AccessLogEntry {
   time: string;

@@ -8,18 +8,12 @@
 // back to the client's window once grpc-js has taken them, and the answer's bytes are read from grpc-js only
 // as fast as the client's window lets them out.
 import type { ConnectionInjector } from '@grpc/grpc-js';
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { duplexPair } from 'node:stream';
-import { ErrorCode } from '../h2/frames.ts';
+import { ErrorCode, Flag } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';
+import { PEER_HEADER } from './access-log.ts';
 import type { ServerStream, StreamHandler } from './h2/session.ts';
-
-/**
- * The client's address, as the front door saw it, on a forwarded call: the access log reads it (grpc-js sees
- * only the in-memory connection), and removes it before the handler sees the metadata. A client's own header
- * of this name is dropped.
- */
-export const PEER_HEADER = 'x-helloworld-forwarded-peer';
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2) and node:http2 refuses to send: dropped, as a proxy does. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', PEER_HEADER]);
@@ -33,7 +27,10 @@ export class GrpcJsConnection {
     if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
     const [ours, theirs] = duplexPair();
     this.injector.injectConnection(theirs);
-    const session = connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false } });
+    // (node:http2 is looked up here, not imported: an ES module import would load it, and node:tls and
+    // node:crypto with it, in every process that starts from the bundle, -help included)
+    const http2 = process.getBuiltinModule('node:http2');
+    const session = http2.connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false } });
     session.on('error', noop); // each stream learns of it through its 'close'
     this.#session = session;
     return session;
@@ -76,7 +73,7 @@ class PassThrough implements StreamHandler {
   ) {
     upstream.on('error', noop); // 'close' follows, with the reset code
     upstream.on('response', (headers, flags) => {
-      const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      const endStream = (flags & Flag.END_STREAM) !== 0;
       if (endStream) this.#ended = true;
       stream.respond(fieldsOf(headers), endStream);
       const early = this.#early ?? [];

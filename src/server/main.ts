@@ -3,7 +3,6 @@
 // Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
 // signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
 import { hostname } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
 import { runMain } from '../cli.ts';
 import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
@@ -90,7 +89,7 @@ function listenError(err: unknown, options: ServerOptions): Error {
  * lazy inside the one bundle), which halves the time to Listening with workers.
  */
 async function serve(options: ServerOptions): Promise<RunningServer> {
-  setFlagsFromString(RUNTIME_V8_FLAGS); // before any code is hot
+  process.getBuiltinModule('node:v8').setFlagsFromString(RUNTIME_V8_FLAGS); // before any code is hot
   const [grpc, { startServer }] = await Promise.all([import('@grpc/grpc-js'), import('./server.ts')]);
   // grpc-js writes its own error lines (e.g. on a failed bind) next to ours; GRPC_VERBOSITY brings them back.
   if (!process.env.GRPC_VERBOSITY) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
