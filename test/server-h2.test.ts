@@ -522,3 +522,42 @@ describe('the access log', () => {
     });
   }
 });
+
+describe('a client that does not read its answers', () => {
+  it('is read no further until it does: answers do not pile up in the server', async () => {
+    // INVALID_ARGUMENT answers (a malformed delay header): trailers only, which no flow control window holds back
+    const s = await startTestServer();
+    const socket = connect(s.port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      socket.pause(); // reads nothing, ever, until resumed
+      const fields = encodeHeaders(requestFields(s.port, SAY_HELLO_PATH, [['x-helloworld-delay-ms', 'soon']]));
+      const body = grpcFrame(helloRequest('unread'));
+      const CALLS = 100_000; // ~7 MB of answers, beyond the server's 1 MB and the kernel's buffers
+      const chunks: Buffer[] = [CLIENT_PREFACE, encodeSettings([])];
+      for (let i = 0, id = 1; i < CALLS; i++, id += 2) {
+        chunks.push(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, id, fields), encodeFrame(FrameType.DATA, Flag.END_STREAM, id, body));
+      }
+      socket.write(Buffer.concat(chunks));
+      // the server answers what fits, then stops reading: the calls it has taken stop growing short of all
+      let taken = -1;
+      await expect
+        .poll(
+          () => {
+            const before = taken;
+            taken = s.log.length;
+            return taken > 0 && taken === before;
+          },
+          { timeout: 10_000, interval: 300 },
+        )
+        .toBe(true);
+      expect(taken).toBeLessThan(CALLS);
+      socket.resume(); // reading again: the server takes the rest
+      socket.on('data', () => {});
+      await expect.poll(() => s.log.length, { timeout: 20_000, interval: 100 }).toBe(CALLS);
+    } finally {
+      socket.destroy();
+      s.forceShutdown();
+    }
+  }, 40_000);
+});

@@ -50,6 +50,8 @@ const CONNECTION_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_WINDOW = 65_535;
 /** Streams a client may have open at once (grpc-go's default is unlimited; a bound keeps a flood's memory bounded). */
 export const MAX_CONCURRENT_STREAMS = 1000;
+/** Answers waiting in the socket beyond this: stop reading requests until they have gone. */
+const MAX_UNSENT = 1024 * 1024;
 /** write() says "wait for onDrain" beyond this many queued bytes */
 const HIGH_WATER = 64 * 1024;
 
@@ -219,7 +221,12 @@ export class ServerSession {
     if (this.#closed || this.#out.length === 0) return;
     const out = this.#out;
     this.#out = [];
-    this.#socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    const socket = this.#socket;
+    if (socket.write(out.length === 1 ? out[0]! : Buffer.concat(out)) || socket.writableLength < MAX_UNSENT || socket.isPaused()) return;
+    // A client that does not read what it asked for: read nothing more from it until it has (headers and
+    // trailers are not flow-controlled, so requests could otherwise pile answers up here without bound).
+    socket.pause();
+    socket.once('drain', () => socket.resume());
   }
 
   sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void {
