@@ -13,7 +13,7 @@
 //
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
 // two): the same headers, message, trailers, and the same access-log line.
-import type { HeaderList } from '../h2/hpack.ts';
+import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
@@ -26,11 +26,11 @@ export const FAST_MIN_TIMEOUT_MS = 1000;
 const FAST_MAX_MESSAGE = 16 * 1024;
 
 const SAY_HELLO = greeterService.SayHello!;
-/** what grpc-js' unary handler sends with the answer (status OK, details 'OK') */
-const OK_TRAILERS: HeaderList = [
+/** what grpc-js' unary handler sends with the answer (status OK, details 'OK'), encoded once */
+const OK_TRAILERS = encodeHeaders([
   ['grpc-status', '0'],
   ['grpc-message', 'OK'],
-];
+]);
 const NO_MESSAGE = `Received no request message for server streaming method ${SAY_HELLO_PATH}`;
 
 /** Headers of a SayHello the fast path takes: anything else is grpc-js' job. */
@@ -68,6 +68,24 @@ function httpDate(): string {
     dateValue = new Date(now).toUTCString();
   }
   return dateValue;
+}
+
+/** The OK answer's headers, as grpc-js sends them, encoded again only when the date or the hostname changes. */
+let okHeaders: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
+function okHeadersBlock(hostname: string): Buffer {
+  const date = httpDate();
+  if (okHeaders.date !== date || okHeaders.hostname !== hostname) {
+    const block = encodeHeaders([
+      [':status', '200'],
+      ['content-type', 'application/grpc+proto'],
+      ['grpc-accept-encoding', 'identity,deflate,gzip'],
+      ['grpc-encoding', 'identity'],
+      ['hostname', hostname],
+      ['date', date],
+    ]);
+    okHeaders = { date, hostname, block };
+  }
+  return okHeaders.block;
 }
 
 /** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
@@ -199,14 +217,7 @@ export class FastCall implements StreamHandler {
     frame[0] = 0;
     frame.writeUInt32BE(message.length, 1);
     message.copy(frame, 5);
-    stream.respond([
-      [':status', '200'],
-      ['content-type', 'application/grpc+proto'],
-      ['grpc-accept-encoding', 'identity,deflate,gzip'],
-      ['grpc-encoding', 'identity'],
-      ['hostname', this.hostname],
-      ['date', httpDate()],
-    ]);
+    stream.respond(okHeadersBlock(this.hostname));
     stream.write(frame);
     stream.end(OK_TRAILERS);
     this.finish(0, 'OK');

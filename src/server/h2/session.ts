@@ -92,11 +92,11 @@ export class ServerStream {
     return this.session.peer;
   }
 
-  /** Response headers; with `endStream` the whole answer (trailers-only). */
-  respond(fields: HeaderList, endStream = false): void {
+  /** Response headers (fields, or a block encodeHeaders made); with `endStream` the whole answer (trailers-only). */
+  respond(fields: HeaderList | Buffer, endStream = false): void {
     if (this.closed || this.responded) return;
     this.responded = true;
-    this.session.sendHeaders(this, encodeHeaders(fields), endStream);
+    this.session.sendHeaders(this, Buffer.isBuffer(fields) ? fields : encodeHeaders(fields), endStream);
   }
 
   /** A message's bytes (after respond()); false when the caller should wait for onDrain before writing more. */
@@ -108,10 +108,10 @@ export class ServerStream {
     return this.queued <= HIGH_WATER;
   }
 
-  /** Trailers, after the DATA written so far (which may still wait for the peer's window). */
-  end(trailers: HeaderList): void {
+  /** Trailers (fields, or a block encodeHeaders made), after the DATA written so far (which may still wait for the peer's window). */
+  end(trailers: HeaderList | Buffer): void {
     if (this.closed || this.trailers) return;
-    this.trailers = encodeHeaders(trailers);
+    this.trailers = Buffer.isBuffer(trailers) ? trailers : encodeHeaders(trailers);
     this.session.pump(this);
   }
 
