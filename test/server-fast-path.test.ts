@@ -5,6 +5,7 @@ import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
 import { constants as h2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcFrame, grpcHeaders, h2Session, helloRequest, rawRequest, type RawAnswer } from './helpers/raw-grpc.ts';
+import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { qualifiesForFastPath } from '../src/server/fast-path.ts';
 
@@ -168,6 +169,19 @@ describe('fast path', () => {
     expect(a.grpcStatus).toBe(0);
     expect(performance.now() - started).toBeGreaterThanOrEqual(50);
     await expect.poll(() => fast.log.at(-1)?.duration_ms ?? 0).toBeGreaterThanOrEqual(50);
+  });
+
+  it('answers a SayHello with 70 KB of metadata on either path, as grpc-js on node:http2 did', async () => {
+    for (const s of [fast, plain]) {
+      const client = greeterClient(s.address);
+      try {
+        const answer = await sayHello(client, 'big', { metadata: { 'x-big': 'v'.repeat(70_000) } });
+        expect(answer.err).toBeNull();
+        expect(answer.reply?.message).toBe('Hello big');
+      } finally {
+        client.close();
+      }
+    }
   });
 
   it('takes SayHellos with any override headers, and leaves compression, short deadlines and other methods to grpc-js', () => {

@@ -10,7 +10,7 @@
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { duplexPair } from 'node:stream';
-import { ErrorCode, Flag } from '../h2/frames.ts';
+import { ErrorCode, Flag, MAX_HEADER_BLOCK } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';
 import { PEER_HEADER } from './access-log.ts';
 import type { ServerStream, StreamHandler } from './h2/session.ts';
@@ -30,7 +30,8 @@ export class GrpcJsConnection {
     // (node:http2 is looked up here, not imported: an ES module import would load it, and node:tls and
     // node:crypto with it, in every process that starts from the bundle, -help included)
     const http2 = process.getBuiltinModule('node:http2');
-    const session = http2.connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false } });
+    // (its own cap on a header block it sends, 64 KiB by default, would refuse metadata grpc-js takes)
+    const session = http2.connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false }, maxSendHeaderBlockLength: MAX_HEADER_BLOCK });
     session.on('error', noop); // each stream learns of it through its 'close'
     this.#session = session;
     return session;

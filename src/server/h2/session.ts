@@ -50,6 +50,8 @@ const CONNECTION_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_WINDOW = 65_535;
 /** Streams a client may have open at once (grpc-go's default is unlimited; a bound keeps a flood's memory bounded). */
 export const MAX_CONCURRENT_STREAMS = 1000;
+/** The decoded header list a request may have (RFC 7541 sizes: name + value + 32 per field). */
+const MAX_HEADER_LIST = 1024 * 1024;
 /** Answers waiting in the socket beyond this: stop reading requests until they have gone. */
 const MAX_UNSENT = 1024 * 1024;
 /** write() says "wait for onDrain" beyond this many queued bytes */
@@ -136,7 +138,8 @@ export class ServerSession {
   readonly #socket: Socket;
   readonly #options: SessionOptions;
   readonly #reader = new FrameReader();
-  readonly #decoder = new HpackDecoder();
+  // metadata as large as grpc-js on node:http2 took (a 70 KB value, say); the block itself is capped at MAX_HEADER_BLOCK
+  readonly #decoder = new HpackDecoder({ maxHeaderListSize: MAX_HEADER_LIST });
   readonly #streams = new Map<number, ServerStream>();
   #prefaceSeen = 0;
   #lastStreamId = 0;
