@@ -4,7 +4,7 @@
 // a real server over loopback; every wait is bounded.
 import type { Client } from '@grpc/grpc-js';
 import { connect, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   CLIENT_PREFACE,
   encodeFrame,
@@ -20,7 +20,7 @@ import {
 } from '../src/h2/frames.ts';
 import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
-import { MAX_CONCURRENT_STREAMS } from '../src/server/h2/session.ts';
+import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../src/server/h2/session.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -303,7 +303,7 @@ describe('the connection', () => {
     const settings = client.received.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK))!;
     const values = new Map<number, number>();
     for (let at = 0; at < settings.payload.length; at += 6) values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
-    expect(values.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(MAX_CONCURRENT_STREAMS);
+    expect(values.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(DEFAULT_MAX_CONCURRENT_STREAMS);
     expect(values.get(Setting.INITIAL_WINDOW_SIZE)).toBe(STREAM_WINDOW);
     expect(values.get(Setting.ENABLE_PUSH)).toBe(0);
     const update = await client.waitFor((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0, 'a connection WINDOW_UPDATE');
@@ -433,7 +433,10 @@ describe('flow control of what the server sends', () => {
 });
 
 describe('the concurrency limit', () => {
+  const MAX_CONCURRENT_STREAMS = 1000; // the default is as good as unlimited: a server with a limit
   it(`refuses the stream past ${MAX_CONCURRENT_STREAMS} open ones with RST_STREAM REFUSED_STREAM, and counts them all out when the client goes`, async () => {
+    const server = await startTestServer({ maxConcurrentStreams: MAX_CONCURRENT_STREAMS });
+    onTestFinished(() => server.forceShutdown());
     const client = await RawH2.open(server.port);
     const fields = encodeHeaders(requestFields(server.port));
     const frames: Buffer[] = [];

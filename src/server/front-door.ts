@@ -25,6 +25,8 @@ export interface FrontDoorOptions {
   faults: FaultOptions;
   /** answer qualifying SayHellos here; false sends every call to grpc-js */
   fastPath: boolean;
+  /** per connection (h2/session.ts has the default) */
+  maxConcurrentStreams?: number;
   /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
   streamingPaths: ReadonlySet<string>;
   tracker: CallTracker;
@@ -60,6 +62,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   const accept = (socket: Socket) => {
     let grpcJs: GrpcJsConnection | undefined;
     const session = new ServerSession(socket, {
+      ...(options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {}),
       onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector))),
       onClose: () => {
         grpcJs?.close();

@@ -25,6 +25,8 @@ export interface ServerOptions extends FaultOptions {
   accessLog: ((entry: AccessLogEntry) => void) | null;
   /** answer plain SayHellos in the front door (fast-path.ts); default true */
   fastPath?: boolean;
+  /** streams a connection may have open at once; default as good as unlimited (h2/session.ts) */
+  maxConcurrentStreams?: number;
 }
 
 export interface RunningServer {
@@ -70,7 +72,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const fastPath = options.fastPath !== false;
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const door = await openFrontDoor({ host: options.host, port: options.port, tls: options.tls, hostname: options.hostname, faults: options, fastPath, streamingPaths, tracker, injector });
+  const door = await openFrontDoor({
+    host: options.host,
+    port: options.port,
+    tls: options.tls,
+    hostname: options.hostname,
+    faults: options,
+    fastPath,
+    ...(options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {}),
+    streamingPaths,
+    tracker,
+    injector,
+  });
 
   let shuttingDown: Promise<boolean> | undefined;
   let forced = false;

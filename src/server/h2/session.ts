@@ -48,8 +48,11 @@ export interface StreamHandler {
 const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_WINDOW = 65_535;
-/** Streams a client may have open at once (grpc-go's default is unlimited; a bound keeps a flood's memory bounded). */
-export const MAX_CONCURRENT_STREAMS = 1000;
+/**
+ * Streams a client may have open at once, by default: as good as unlimited, as grpc-go's and node:http2's
+ * (a load test may hold thousands of delayed calls on one connection).
+ */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 0xffff_ffff;
 /** The decoded header list a request may have (RFC 7541 sizes: name + value + 32 per field). */
 const MAX_HEADER_LIST = 1024 * 1024;
 /** Answers waiting in the socket beyond this: stop reading requests until they have gone. */
@@ -130,6 +133,8 @@ export class ServerStream {
 
 export interface SessionOptions {
   onStream(stream: ServerStream): void;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS; beyond it a new stream is refused (RST_STREAM REFUSED_STREAM) */
+  maxConcurrentStreams?: number;
   /** the connection ended (after the streams were told) */
   onClose?(): void;
 }
@@ -158,15 +163,17 @@ export class ServerSession {
   #unacknowledged = 0;
   readonly #headerBlocks = new HeaderBlockReader();
   #peer: string | undefined;
+  readonly #maxConcurrentStreams: number;
 
   constructor(socket: Socket, options: SessionOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
     socket.setNoDelay(true);
     this.#send(
       Buffer.concat([
         encodeSettings([
-          [Setting.MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS],
+          [Setting.MAX_CONCURRENT_STREAMS, this.#maxConcurrentStreams],
           [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW],
           [Setting.ENABLE_PUSH, 0],
         ]),
@@ -419,7 +426,7 @@ export class ServerSession {
       this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
       return;
     }
-    if (this.#streams.size >= MAX_CONCURRENT_STREAMS) {
+    if (this.#streams.size >= this.#maxConcurrentStreams) {
       this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
       return;
     }
