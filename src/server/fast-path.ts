@@ -4,11 +4,11 @@
 // how fast the server is under load.
 //
 // Everything else is grpc-js' job, unchanged (forward.ts): other methods, health, reflection, compression,
-// deadlines shorter than FAST_MIN_TIMEOUT_MS, and every request body that is not exactly one well-formed
-// message. A call starts here only when its headers qualify; its body is then looked
-// at as it arrives, and the moment anything about it is unusual (more than one message, a compressed flag, a
-// frame split over several DATA frames, bytes protobuf does not accept) the stream is forwarded to grpc-js
-// with the bytes read so far, as if it had never been touched. Nothing is answered here before the client
+// a grpc-timeout that is not of the strict form, and every request body that is not exactly one well-formed
+// message. A call starts here only when its headers qualify; its body is then looked at as it arrives, and
+// the moment anything about it is unusual (more than one message, a compressed flag, a frame split over
+// several DATA frames, bytes protobuf does not accept) the stream is forwarded to grpc-js with the bytes
+// read so far, as if it had never been touched. Nothing is answered here before the client
 // has half-closed, so a hand-over is always still possible until then.
 //
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
@@ -20,8 +20,6 @@ import { afterDelay } from './delay.ts';
 import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
 import type { ServerStream, StreamHandler } from './h2/session.ts';
 
-/** A call with a shorter deadline goes to grpc-js, which keeps a timer for it. */
-export const FAST_MIN_TIMEOUT_MS = 1000;
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
 const FAST_MAX_MESSAGE = 16 * 1024;
 
@@ -43,7 +41,7 @@ export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, 
   // END_STREAM on the headers: no message at all, grpc-js says so
   if (remoteEnded) return false;
   const timeout = headers['grpc-timeout'];
-  return timeout === undefined || timeoutMs(timeout) >= FAST_MIN_TIMEOUT_MS;
+  return timeout === undefined || !Number.isNaN(timeoutMs(timeout)); // a malformed one: grpc-js words the error
 }
 
 const TIMEOUT_UNITS_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
