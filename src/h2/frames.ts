@@ -83,6 +83,18 @@ export function encodeFrame(type: number, flags: number, streamId: number, paylo
   return out;
 }
 
+/** A header block as HEADERS, then CONTINUATION frames for what does not fit in one frame (RFC 9113 §6.10). */
+export function encodeHeaderFrames(streamId: number, block: Buffer, maxFrameSize: number, endStream: boolean): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0, first = true; first || at < block.length; first = false) {
+    const part = block.subarray(at, at + maxFrameSize);
+    at += part.length;
+    const flags = (at >= block.length ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
+    frames.push(encodeFrame(first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, streamId, part));
+  }
+  return frames;
+}
+
 export function encodeSettings(settings: ReadonlyArray<readonly [id: number, value: number]>): Buffer {
   const payload = Buffer.allocUnsafe(settings.length * 6);
   settings.forEach(([id, value], i) => {

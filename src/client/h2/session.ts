@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   encodeGoaway,
+  encodeHeaderFrames,
   encodeRstStream,
   encodeSettings,
   encodeWindowUpdate,
@@ -199,16 +200,7 @@ export class H2Session {
 
   #open(stream: Stream, headers: Buffer): void {
     this.#streams.set(stream.id, stream);
-    const frames: Buffer[] = [];
-    // a header block larger than a frame goes on in CONTINUATION frames
-    for (let at = 0, first = true; first || at < headers.length; first = false) {
-      const part = headers.subarray(at, at + this.#maxFrameSize);
-      at += part.length;
-      const last = at >= headers.length;
-      const type = first ? FrameType.HEADERS : FrameType.CONTINUATION;
-      frames.push(encodeFrame(type, last ? Flag.END_HEADERS : 0, stream.id, part));
-    }
-    frames.push(...this.#takeData(stream));
+    const frames = [...encodeHeaderFrames(stream.id, headers, this.#maxFrameSize, false), ...this.#takeData(stream)];
     this.#socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 

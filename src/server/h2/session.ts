@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   encodeGoaway,
+  encodeHeaderFrames,
   encodeRstStream,
   encodeSettings,
   encodeWindowUpdate,
@@ -240,13 +241,7 @@ export class ServerSession {
   }
 
   sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void {
-    for (let at = 0, first = true; first || at < block.length; first = false) {
-      const part = block.subarray(at, at + this.#maxFrameSize);
-      at += part.length;
-      const last = at >= block.length;
-      const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
-      this.#send(encodeFrame(first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, stream.id, part));
-    }
+    for (const frame of encodeHeaderFrames(stream.id, block, this.#maxFrameSize, endStream)) this.#send(frame);
     if (!endStream) return;
     // the answer is complete before the request: the client need send no more (RFC 9113 §8.1)
     if (!stream.remoteEnded) this.#send(encodeRstStream(stream.id, ErrorCode.NO_ERROR));
