@@ -9,9 +9,9 @@ import {
   decodeHelloReply,
   encodeHealthCheckRequest,
   encodeHelloRequest,
-  frame,
   SERVING_STATUS_NAMES,
 } from '../src/client/codec.ts';
+import { frame } from '../src/grpc-frame.ts';
 import { helloworldPackage } from '../src/proto.ts';
 
 const require = createRequire(import.meta.url);

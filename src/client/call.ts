@@ -6,7 +6,7 @@
 // when nothing was answered (the connection failed before the response headers); rejects with the
 // signal's reason when the deadline ends the call (the stream is cancelled: RST_STREAM CANCEL).
 import { Code } from '../status.ts';
-import { frame } from './codec.ts';
+import { frame } from '../grpc-frame.ts';
 import { explainTransportError, type ErrorContext } from './explain.ts';
 import { ErrorCode, errorName } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';

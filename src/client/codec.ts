@@ -9,15 +9,6 @@
 // descriptors. The decoder is a real proto3 reader: unknown fields of every wire type are skipped, the last
 // occurrence of a field wins, and malformed input is an error, never a guess.
 
-/** The 5-byte gRPC message prefix: compressed flag 0, then the length (big-endian). */
-export function frame(message: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.length);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
-}
-
 /** A message whose only field is `string <field 1>` (HelloRequest.name, HealthCheckRequest.service). */
 export function encodeStringField1(value: string): Buffer {
   const length = Buffer.byteLength(value, 'utf8');

@@ -13,6 +13,7 @@
 //
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
 // two): the same headers, message, trailers, and the same access-log line.
+import { frame } from '../grpc-frame.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
@@ -87,7 +88,7 @@ function okHeadersBlock(hostname: string): Buffer {
 }
 
 /** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
-function trailersOnly(code: number, details: string, metadata: HeaderList = []): HeaderList {
+function trailersOnly(code: number, details: string, metadata: HeaderList): HeaderList {
   return [
     [':status', '200'],
     ['content-type', 'application/grpc+proto'],
@@ -142,11 +143,19 @@ export class FastCall implements StreamHandler {
     this.record.cancel(this.deadlineAt - performance.now());
   }
 
+  /**
+   * Ends the call with an error, trailers only. `byHandler`: the error comes from the Greeter's handler
+   * (greeter.ts in grpc-js), whose answers carry the hostname; grpc-js' own (a deadline, no message) do not.
+   */
+  private fail(code: number, details: string, byHandler: boolean): void {
+    this.stream.respond(trailersOnly(code, details, byHandler ? [['hostname', this.hostname]] : []), true);
+    this.finish(code, details);
+  }
+
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
   private deadline(): void {
     if (this.record.finished || this.stream.closed) return;
-    this.stream.respond(trailersOnly(4, 'Deadline exceeded'), true);
-    this.finish(4, 'Deadline exceeded');
+    this.fail(4, 'Deadline exceeded', false);
   }
 
   onData(chunk: Buffer): void {
@@ -180,20 +189,15 @@ export class FastCall implements StreamHandler {
     if (this.body) this.stream.consumed(this.body.length);
     if (this.name === undefined) {
       // half-closed without a byte: what grpc-js' unary handler answers
-      this.stream.respond(trailersOnly(12, NO_MESSAGE), true);
-      this.finish(12, NO_MESSAGE);
-      return;
+      return this.fail(12, NO_MESSAGE, false);
     }
     // what greeter.ts does in grpc-js
-    const hostname: HeaderList = [['hostname', this.hostname]];
     let plan: Plan;
     try {
       plan = planRequest(this.options, (name) => this.stream.headers[name]);
     } catch (err) {
       if (!(err instanceof BadOverride)) throw err;
-      this.stream.respond(trailersOnly(3, err.message, hostname), true);
-      this.finish(3, err.message);
-      return;
+      return this.fail(3, err.message, true);
     }
     if (plan.delayMs <= 0) return this.answer(plan);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
@@ -204,19 +208,9 @@ export class FastCall implements StreamHandler {
     const { stream } = this;
     clearTimeout(this.timer);
     if (stream.closed || this.record.finished) return;
-    if (plan.fail) {
-      const { code, details } = plan.fail;
-      stream.respond(trailersOnly(code, details, [['hostname', this.hostname]]), true);
-      this.finish(code, details);
-      return;
-    }
-    const message = SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` });
-    const frame = Buffer.allocUnsafe(5 + message.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(message.length, 1);
-    message.copy(frame, 5);
+    if (plan.fail) return this.fail(plan.fail.code, plan.fail.details, true);
     stream.respond(okHeadersBlock(this.hostname));
-    stream.write(frame);
+    stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
     stream.end(OK_TRAILERS);
     this.finish(0, 'OK');
   }
