@@ -108,9 +108,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         void door.stopListening();
         door.drain();
         // Connections end with their last stream, including health Watch streams that never end by
-        // themselves: once the unary calls are answered, end those too.
+        // themselves: once the unary calls are answered, end those too. (The front door sees every unary
+        // call, fast or forwarded, until its answer has gone out; grpc-js counts one done when it sends it.)
         const poll = setInterval(() => {
-          if (tracker.inFlight() === 0 && door.unaryCallsOpen() === 0) door.destroy();
+          if (door.unaryCallsOpen() === 0) door.destroy();
         }, 20);
         void door.closed().then(() => {
           clearTimeout(cut);

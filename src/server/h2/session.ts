@@ -347,9 +347,8 @@ export class ServerSession {
   #connectionError(err: unknown): void {
     const h2Code = err instanceof H2ProtocolError ? err.h2Code : err instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
     const message = err instanceof Error ? err.message : String(err);
-    this.#out.push(encodeGoaway(this.#lastStreamId, h2Code, message.slice(0, 200)));
-    this.#flush();
-    this.#socket.end();
+    this.#send(encodeGoaway(this.#lastStreamId, h2Code, message.slice(0, 200)));
+    this.#endSocket();
     this.destroy();
   }
 
@@ -417,11 +416,7 @@ export class ServerSession {
       return;
     }
     this.#lastStreamId = id;
-    if (this.#draining) {
-      this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
-      return;
-    }
-    if (this.#streams.size >= this.#maxConcurrentStreams) {
+    if (this.#draining || this.#streams.size >= this.#maxConcurrentStreams) {
       this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
       return;
     }
