@@ -1,11 +1,13 @@
-// The floor for a Node gRPC probe: one SayHello hand-framed over node:net, nothing else (no flags, no HPACK
-// decoding, no flow control, no words for errors). `node bench/floor-client.cjs HOST:PORT` exits 0 when the
-// server ends stream 1 with a HEADERS frame (the trailers), 1 otherwise. bench/probe.ts runs it beside
-// the client so that each table shows what the client costs above what any Node probe must pay.
+// The floor for a Node gRPC probe: one SayHello hand-framed over node:net (or node:tls with -tls), nothing
+// else (no flags, no HPACK decoding, no flow control, no words for errors). `node bench/floor-client.cjs
+// [-tls] HOST:PORT` exits 0 when the server ends stream 1 with a HEADERS frame (the trailers), 1 otherwise.
+// With -tls it trusts the repository's test CA (certs/ca.pem) and verifies the name `localhost`, offering
+// ALPN h2, as `client -tls` does against the test server. bench/probe.ts runs it beside the client so that
+// each table shows what the client costs above what any Node probe must pay.
 'use strict';
-const net = require('node:net');
 
-const [host, port] = (process.argv[2] ?? '127.0.0.1:10000').split(/:(?=\d+$)/);
+const tls = process.argv[2] === '-tls';
+const [host, port] = (process.argv[tls ? 3 : 2] ?? '127.0.0.1:10000').split(/:(?=\d+$)/);
 const frame = (type, flags, payload) => {
   const b = Buffer.alloc(9 + payload.length);
   b.writeUIntBE(payload.length, 0, 3);
@@ -19,16 +21,20 @@ const frame = (type, flags, payload) => {
 const field = (name, value) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
 const headers = Buffer.concat([
   field(':method', 'POST'),
-  field(':scheme', 'http'),
+  field(':scheme', tls ? 'https' : 'http'),
   field(':path', '/helloworld.Greeter/SayHello'),
   field(':authority', `${host}:${port}`),
   field('content-type', 'application/grpc'),
   field('te', 'trailers'),
 ]);
 const message = Buffer.from([0, 0, 0, 0, 7, 0x0a, 5, ...Buffer.from('world')]);
-const socket = net.connect(Number(port), host, () => {
-  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, Buffer.alloc(0)), frame(1, 4, headers), frame(0, 1, message)]));
-});
+const send = () => socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, Buffer.alloc(0)), frame(1, 4, headers), frame(0, 1, message)]));
+const socket = tls
+  ? require('node:tls').connect(
+      { host, port: Number(port), ca: require('node:fs').readFileSync(`${__dirname}/../certs/ca.pem`), servername: 'localhost', ALPNProtocols: ['h2'] },
+      send,
+    )
+  : require('node:net').connect(Number(port), host, send);
 let got = Buffer.alloc(0);
 let headersSeen = 0;
 socket.on('data', (chunk) => {

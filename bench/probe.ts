@@ -1,6 +1,6 @@
 // Probe cold start: what an exec probe pays per run. The client (one SayHello against a ready local server,
 // plaintext and -tls) against `node -e 0` on the same Node, the floor for any Node program, and against a
-// SayHello hand-framed over node:net (bench/floor-client.cjs), the floor for any Node gRPC probe; and the
+// SayHello hand-framed over node:net or node:tls (bench/floor-client.cjs), the floor for any Node gRPC probe; and the
 // peers' clients when the peer kit is here.
 //
 //   node bench/probe.ts [--runs 40] [--warmup 3] [--rss-runs 10] [--only 'node -e 0,ts'] [--client 'label=command']
@@ -10,6 +10,7 @@
 // without python3, hyperfine -N (wall median, CPU mean). Peak RSS: /usr/bin/time -v's "Maximum resident set
 // size" (median). Commands are split on whitespace; {addr} is the plaintext server as localhost:PORT (what the manifests'
 // probes call: `/client` is localhost:10000), {ip_addr} the same as 127.0.0.1:PORT, {tls_addr} the -tls one (localhost),
+// {tls_ip_addr} the -tls one as 127.0.0.1:PORT,
 // {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json),
 // {compile_cache} a directory for Node's compile cache (NODE_COMPILE_CACHE; written by the check run before
 // timing, so the timed runs read it, as every run after the first would).
@@ -47,6 +48,8 @@ export function defaultClients(): ClientSpec[] {
     { label: 'ts', command: client, env: { HELLO_CLIENT_SERVER_ADDR: '{addr}' } },
     { label: 'ts -server_addr', command: `${client} -server_addr {addr}` },
     { label: 'ts -tls', command: `${client} -tls -server_addr {tls_addr}` },
+    // what any Node -tls probe must pay: node:tls, a verified handshake, one hand-framed SayHello
+    { label: 'floor -tls (hand-framed)', command: `${node} ${join(root, 'bench', 'floor-client.cjs')} -tls {tls_ip_addr}` },
     // the image runs the bundle as /client: no .js, no package.json, so Node detects the module syntax itself
     { label: 'ts as /client', command: `${node} {image_client} -server_addr {addr}` },
     // Node's compile cache (NODE_COMPILE_CACHE; measured, not used by the image: README, Performance)
@@ -65,6 +68,7 @@ interface Placeholders {
   addr: string;
   ip_addr: string;
   tls_addr: string;
+  tls_ip_addr: string;
   image_client: string;
   compile_cache: string;
 }
@@ -114,6 +118,7 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
       addr: `localhost:${servers[0]!.port}`,
       ip_addr: `127.0.0.1:${servers[0]!.port}`,
       tls_addr: `localhost:${servers[1]!.port}`,
+      tls_ip_addr: `127.0.0.1:${servers[1]!.port}`,
       image_client: imageClient,
       compile_cache: join(dir, 'compile-cache'),
     };
