@@ -526,6 +526,45 @@ describe('the access log', () => {
   }
 });
 
+describe('a client that cancels calls by the thousand', () => {
+  // No reset budget, as in grpc-go: a fault-injection load test cancels a call at each deadline, and nghttp2's
+  // (node:http2's) 1000 + 33/s would end its connections with GOAWAY. A reset costs the server its HEADERS' work.
+  it('keeps the connection: each cancelled call is counted out, and the next calls on it are answered', async () => {
+    const client = await RawH2.open(server.port);
+    const before = server.log.length;
+    const message = grpcFrame(helloRequest('impatient'));
+    const delayed = (extra: HeaderList) => encodeHeaders(requestFields(server.port, SAY_HELLO_PATH, [['x-helloworld-delay-ms', '2000'], ...extra]));
+    const gzip: HeaderList = [['grpc-encoding', 'gzip']]; // sends the call to grpc-js
+    const FAST = 2000;
+    const FORWARDED = 200;
+    let id = 1;
+    for (const [count, block] of [[FAST, delayed([])], [FORWARDED, delayed(gzip)]] as const) {
+      const frames: Buffer[] = [];
+      for (let i = 0; i < count; i++, id += 2) {
+        frames.push(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, id, block), encodeFrame(FrameType.DATA, Flag.END_STREAM, id, message));
+        frames.push(encodeRstStream(id, ErrorCode.CANCEL));
+      }
+      client.write(Buffer.concat(frames));
+    }
+    const lastCalls: Array<[string, HeaderList]> = [
+      ['fast', []],
+      ['forwarded', gzip],
+    ];
+    for (const [name, extra] of lastCalls) {
+      client.call(id, requestFields(server.port, SAY_HELLO_PATH, extra), helloRequest(`still here, ${name}`));
+      const answer = await client.finished(id);
+      expect(answer.headers.at(-1)!['grpc-status'], name).toBe('0');
+      expect(onlyMessage(answer.data), name).toEqual(helloReply(`Hello still here, ${name}`));
+      id += 2;
+    }
+    expect(client.received.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+    expect(client.closed).toBe(false);
+    // every fast-path call is logged CANCELLED; grpc-js logs only those its handler had started (a handful)
+    await expect.poll(() => server.log.slice(before).filter((entry) => entry.status === 'CANCELLED').length, { timeout: 10_000 }).toBeGreaterThanOrEqual(FAST);
+    await expect.poll(() => server.inFlight(), { timeout: 5000 }).toBe(0);
+  });
+});
+
 describe('a client that does not read its answers', () => {
   it('is read no further until it does: answers do not pile up in the server', async () => {
     // INVALID_ARGUMENT answers (a malformed delay header): trailers only, which no flow control window holds back

@@ -120,6 +120,8 @@ const DEADLINE_TOLERANCE_MS = 50;
 
 /** The call as the handler sees it, passed through unchanged except that its end is recorded. */
 class TrackedCall implements ServerInterceptingCallInterface {
+  #metadataSeen = false;
+
   constructor(
     private readonly next: ServerInterceptingCallInterface,
     readonly record: CallRecord,
@@ -127,6 +129,10 @@ class TrackedCall implements ServerInterceptingCallInterface {
 
   start(listener: InterceptingServerListener): void {
     this.next.start(new TrackedListener(listener, this));
+    // grpc-js' call hands the metadata over inside start(), unless the client had already reset the stream:
+    // then it starts nothing and tells no listener (a cancel between the interceptor and start was never
+    // counted out)
+    if (!this.#metadataSeen) this.cancelled();
   }
   sendMetadata(metadata: Metadata): void {
     this.next.sendMetadata(metadata);
@@ -160,6 +166,7 @@ class TrackedCall implements ServerInterceptingCallInterface {
   }
 
   received(metadata: Metadata): void {
+    this.#metadataSeen = true;
     const [peer] = metadata.get(PEER_HEADER);
     if (peer !== undefined) {
       this.record.peer = String(peer);
