@@ -91,6 +91,11 @@ function expectStatus(answer: RawAnswer, code: number, message?: RegExp): void {
 
 type Case = [name: string, target: () => SpawnedServer, run: (s: SpawnedServer) => Promise<void>];
 
+/** An HPACK literal header field without indexing, new name (RFC 7541 §6.2.2); lengths under 127. */
+function hpackLiteral(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+}
+
 const connectionLevel: Case[] = [
   ['raw garbage bytes: GOAWAY and close', () => plain, async (s) => {
     const r = await rawExchange(s.address, Buffer.from('\x00\xff\x13\x37 definitely not HTTP/2 \r\n\r\n'.repeat(20), 'latin1'));
@@ -281,6 +286,41 @@ const streamLevel: Case[] = [
       stream.close(h2.NGHTTP2_CANCEL);
       await new Promise((r) => stream.once('close', r));
     });
+  }],
+  // HEADERS and RST_STREAM in one write: the server has a stream its client has already reset. For a
+  // method grpc-js does not serve, forwarded to it, that once took the whole process down (grpc-js answered
+  // a stream node:http2 had destroyed, and the throw escaped an event handler).
+  ['HEADERS and RST_STREAM at once, 50 each for every kind of call', () => plain, async (s) => {
+    const kinds: Array<[path: string, extra: Array<[string, string]>]> = [
+      ['/helloworld.Greeter/Nope', []],
+      ['/no.Such/Service', []],
+      ['/helloworld.Greeter/SayHello', [['content-type', 'text/plain']]],
+      ['/helloworld.Greeter/SayHello', []],
+      ['/helloworld.Greeter/SayHello', [['grpc-encoding', 'gzip']]],
+      ['/helloworld.Greeter/SayHello', [['grpc-timeout', 'soon']]],
+      ['/grpc.health.v1.Health/Check', []],
+      ['/grpc.health.v1.Health/Watch', []],
+      ['/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', []],
+    ];
+    const frames: Buffer[] = [H2_PREFACE, H2_EMPTY_SETTINGS];
+    let id = 1;
+    for (const [path, extra] of kinds) {
+      const fields = new Map<string, string>([
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', path],
+        [':authority', s.address],
+        ['content-type', 'application/grpc'],
+        ['te', 'trailers'],
+        ...extra,
+      ]);
+      const block = Buffer.concat([...fields].map(([name, value]) => hpackLiteral(name, value)));
+      for (let i = 0; i < 50; i++, id += 2) {
+        frames.push(h2Frame(0x1, 0x4, id, block), h2Frame(0x3, 0, id, Buffer.from([0, 0, 0, 8]))); // HEADERS END_HEADERS; RST_STREAM CANCEL
+      }
+    }
+    await rawExchange(s.address, Buffer.concat(frames), 500);
+    await new Promise((r) => setTimeout(r, 100)); // what the server does with them happens after the client has gone
   }],
   ['1000 waiting calls on one connection, then the socket destroyed: all 1000 logged CANCELLED', () => plain, async (s) => {
     const cancelled = () => s.stdout().split('"status":"CANCELLED"').length - 1;

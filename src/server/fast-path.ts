@@ -59,7 +59,7 @@ export function timeoutMs(value: string): number {
 /** The `date` header node:http2 adds to every response grpc-js sends, formatted once a second. */
 let dateSecond = -1;
 let dateValue = '';
-function httpDate(): string {
+export function httpDate(): string {
   const now = Date.now();
   const second = Math.floor(now / 1000);
   if (second !== dateSecond) {

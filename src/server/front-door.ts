@@ -1,6 +1,7 @@
 // The listening socket and its connections: node:net (h2c) or node:tls (h2 by ALPN), each connection an
-// HTTP/2 session of our own (h2/session.ts). A stream whose headers qualify goes to the fast path; every
-// other stream, and one the fast path hands over, goes to grpc-js (forward.ts).
+// HTTP/2 session of our own (h2/session.ts). A stream grpc-js would refuse outright is refused here
+// (refusals.ts); one whose headers qualify goes to the fast path; every other stream, and one the fast path
+// hands over, goes to grpc-js (forward.ts).
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -9,6 +10,7 @@ import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { GrpcJsConnection } from './forward.ts';
 import { ServerSession, type ServerStream } from './h2/session.ts';
+import { refusal } from './refusals.ts';
 
 export interface FrontDoorTls {
   cert: Buffer;
@@ -27,6 +29,8 @@ export interface FrontDoorOptions {
   fastPath: boolean;
   /** per connection (h2/session.ts has the default) */
   maxConcurrentStreams?: number;
+  /** the paths of every method grpc-js serves */
+  methodPaths: ReadonlySet<string>;
   /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
   streamingPaths: ReadonlySet<string>;
   tracker: CallTracker;
@@ -52,6 +56,8 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   let allClosed: (() => void) | undefined;
 
   const dispatch = (stream: ServerStream, grpcJs: () => GrpcJsConnection) => {
+    const refused = refusal(stream.headers, options.methodPaths);
+    if (refused) return stream.respond(refused, true);
     if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
       new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
     } else {

@@ -56,11 +56,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // (channelz stays on: with grpc.enable_channelz 0, grpc-js 1.14's forceShutdown no longer finds the
   // connections to close. Its per-call cost is gone anyway for the calls fast-path.ts answers.)
   const server = new Server({ interceptors: [tracker.interceptor] });
-  // The packages add their services themselves; this notes which methods stream as they do.
+  // The packages add their services themselves; this notes their methods, and which stream, as they do.
+  const methodPaths = new Set<string>();
   const streamingPaths = new Set<string>();
   const registrar = {
     addService(service: ServiceDefinition, implementation: UntypedServiceImplementation) {
-      for (const method of Object.values(service)) if (method.requestStream || method.responseStream) streamingPaths.add(method.path);
+      for (const method of Object.values(service)) {
+        methodPaths.add(method.path);
+        if (method.requestStream || method.responseStream) streamingPaths.add(method.path);
+      }
       server.addService(service, implementation);
     },
   } as Server;
@@ -80,6 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     faults: options,
     fastPath,
     ...(options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {}),
+    methodPaths,
     streamingPaths,
     tracker,
     injector,
