@@ -41,7 +41,7 @@ export interface StreamHandler {
   onData(chunk: Buffer): void;
   /** the client half-closed (END_STREAM) */
   onEnd(): void;
-  /** the stream ended before the server ended it: the client reset it (its code) or the connection went (CANCEL) */
+  /** the stream ended before the server ended it: the client reset it or the session found a stream error (the code), or the connection went (CANCEL) */
   onReset(code: number): void;
 }
 
@@ -268,10 +268,18 @@ export class ServerSession {
     else if (wasBlocked && stream.queued <= HIGH_WATER) stream.onDrain?.();
   }
 
+  /** The handler ends its stream with RST_STREAM. */
   resetStream(stream: ServerStream, code: number): void {
     if (stream.closed) return;
     this.#send(encodeRstStream(stream.id, code));
     this.#close(stream);
+  }
+
+  /** A stream error (RFC 9113 §5.4.2) the session found: RST_STREAM, and the handler learns its stream is gone. */
+  #streamError(stream: ServerStream, code: number): void {
+    if (stream.closed) return;
+    this.#send(encodeRstStream(stream.id, code));
+    this.#close(stream, code);
   }
 
   consumed(stream: ServerStream, n: number): void {
@@ -407,7 +415,7 @@ export class ServerSession {
     const open = this.#streams.get(id);
     if (open) {
       // trailers from the client: gRPC sends none, but they end the request as END_STREAM does
-      if (!endStream) return this.resetStream(open, ErrorCode.PROTOCOL_ERROR);
+      if (!endStream) return this.#streamError(open, ErrorCode.PROTOCOL_ERROR);
       return this.#remoteEnd(open);
     }
     if (id % 2 === 0) throw new H2ProtocolError(`HEADERS on stream ${id}, an even (server-initiated) id`);
@@ -445,14 +453,14 @@ export class ServerSession {
     if (!stream || stream.remoteEnded) {
       if (frame.streamId > this.#lastStreamId) throw new H2ProtocolError(`DATA on stream ${frame.streamId}, which was never opened`);
       this.#giveBack(length); // the bytes still count against the connection window
-      if (stream) this.resetStream(stream, ErrorCode.STREAM_CLOSED);
+      if (stream) this.#streamError(stream, ErrorCode.STREAM_CLOSED);
       else this.#send(encodeRstStream(frame.streamId, ErrorCode.STREAM_CLOSED));
       return;
     }
     stream.receiveWindow -= length;
     if (stream.receiveWindow < 0) {
       this.consumed(stream, length);
-      return this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
+      return this.#streamError(stream, ErrorCode.FLOW_CONTROL_ERROR);
     }
     const data = unpadded(frame);
     if (data.length < length) this.consumed(stream, length - data.length); // padding is never handed over
@@ -482,7 +490,7 @@ export class ServerSession {
       return; // a stream that just closed
     }
     if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
-      return this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
+      return this.#streamError(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
     }
     stream.sendWindow += increment;
     this.pump(stream);
