@@ -433,6 +433,101 @@ describe('flow control of what the server sends', () => {
   });
 });
 
+describe('calls forwarded to grpc-js, more bytes both ways than a window holds', () => {
+  it('are all answered (three 64 KB SayHellos on one connection once stalled for ever in the in-memory hop)', async () => {
+    const client = await RawH2.open(server.port, { settings: [[Setting.INITIAL_WINDOW_SIZE, 1 << 20]] });
+    client.windowUpdate(0, 1 << 20); // this client reads whatever comes: the server's sending is not the limit
+    const names = [1, 3, 5].map((id) => `${id}`.padEnd(64 * 1024, 'n')); // over 16 KB: grpc-js takes them
+    names.forEach((name, i) => client.call(1 + 2 * i, requestFields(server.port), helloRequest(name)));
+    for (const [i, name] of names.entries()) {
+      const answer = await client.finished(1 + 2 * i);
+      expect(answer.headers.at(-1)!['grpc-status']).toBe('0');
+      expect(onlyMessage(answer.data).equals(helloReply(`Hello ${name}`))).toBe(true);
+    }
+  });
+});
+
+describe('a forwarded answer to a client that opens its window a byte at a time', () => {
+  it('arrives whole, its trailers after its last byte (they once overtook DATA still waiting)', async () => {
+    const client = await RawH2.open(server.port, { settings: [[Setting.INITIAL_WINDOW_SIZE, 6147]] });
+    const names = [78, 19, 6].map((kb, i) => `${i}`.padEnd(kb * 1024, 'n')); // found so by fast-check
+    names.forEach((name, i) => client.call(1 + 2 * i, requestFields(server.port), helloRequest(name)));
+    for (let step = 0; step < 40; step++) {
+      await client.roundTrip();
+      const increment = step < 30 ? 1 : 1 << 20;
+      client.windowUpdate(0, increment);
+      for (const i of names.keys()) client.windowUpdate(1 + 2 * i, increment);
+    }
+    for (const [i, name] of names.entries()) {
+      const answer = await client.finished(1 + 2 * i);
+      expect(answer.headers.at(-1)!['grpc-status']).toBe('0');
+      expect(onlyMessage(answer.data).equals(helloReply(`Hello ${name}`))).toBe(true);
+    }
+  });
+});
+
+describe('flow control of what the server sends (fast-check)', () => {
+  // Calls whose answers exceed the windows, on both paths, the windows opened bit by bit in random steps
+  // (and the initial window changed by SETTINGS halfway): every answer arrives whole and right, and no DATA
+  // frame ever goes beyond the windows as the client had opened them.
+  it('delivers every answer whole, within the windows, however they open', { timeout: Number(process.env.FUZZ_MS ?? 20_000) + 30_000 }, async () => {
+    const calls = fc.array(fc.record({ nameKb: fc.integer({ min: 0, max: 120 }), forwarded: fc.boolean() }), { minLength: 1, maxLength: 4 });
+    let runs = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        calls,
+        fc.integer({ min: 0, max: 70_000 }),
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 8 }),
+        fc.option(fc.integer({ min: 0, max: 200_000 }), { nil: undefined }),
+        async (wanted, initialWindow, steps, laterWindow) => {
+          runs++;
+          const client = await RawH2.open(server.port, { settings: [[Setting.INITIAL_WINDOW_SIZE, initialWindow]] });
+          const ids = wanted.map((_, i) => 1 + 2 * i);
+          const names = wanted.map((c, i) => `${i}`.padEnd(c.nameKb * 1024, 'n'));
+          wanted.forEach((c, i) => client.call(ids[i]!, requestFields(server.port, SAY_HELLO_PATH, c.forwarded ? [['grpc-encoding', 'gzip']] : []), helloRequest(names[i]!)));
+          let windowNow = initialWindow;
+          const streamGrants = new Map<number, number>();
+          const done = () => ids.every((id) => client.answer(id).ended || client.answer(id).rstCode !== undefined);
+          for (let step = 0; !done(); step++) {
+            if (step > 60) throw new Error('the answers did not arrive as the windows opened');
+            await client.roundTrip();
+            if (step === 2 && laterWindow !== undefined) {
+              client.write(encodeSettings([[Setting.INITIAL_WINDOW_SIZE, laterWindow]]));
+              windowNow = laterWindow;
+            }
+            const increment = step < 30 ? steps[step % steps.length]! : 1 << 20; // random steps, then wide open
+            client.windowUpdate(0, increment);
+            for (const id of ids) {
+              client.windowUpdate(id, increment);
+              streamGrants.set(id, (streamGrants.get(id) ?? 0) + increment);
+            }
+          }
+          for (const [i, id] of ids.entries()) {
+            const answer = client.answer(id);
+            expect(answer.rstCode, `stream ${id}`).toBeUndefined();
+            expect(answer.headers.at(-1)!['grpc-status'], `stream ${id}`).toBe('0');
+            expect(onlyMessage(answer.data).equals(helloReply(`Hello ${names[i]}`)), `stream ${id}`).toBe(true);
+          }
+          let onConnection = 0;
+          const onStream = new Map<number, number>();
+          for (const frame of client.received.filter((f) => f.type === FrameType.DATA)) {
+            onConnection += frame.payload.length;
+            onStream.set(frame.streamId, (onStream.get(frame.streamId) ?? 0) + frame.payload.length);
+            expect(frame.payload.length).toBeLessThanOrEqual(MAX_FRAME);
+            expect(onConnection).toBeLessThanOrEqual(DEFAULT_WINDOW + frame.granted.connection);
+            // (a later SETTINGS may only have opened a stream's window further: the larger initial window bounds it)
+            expect(onStream.get(frame.streamId)).toBeLessThanOrEqual(Math.max(initialWindow, windowNow) + frame.granted.stream);
+          }
+          client.destroy();
+        },
+      ),
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 25), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 20_000) },
+    );
+    expect(runs).toBeGreaterThan(0);
+    await expect.poll(() => server.inFlight(), { timeout: WAIT_MS }).toBe(0);
+  });
+});
+
 describe('the concurrency limit', () => {
   const MAX_CONCURRENT_STREAMS = 1000; // the default is as good as unlimited: a server with a limit
   it(`refuses the stream past ${MAX_CONCURRENT_STREAMS} open ones with RST_STREAM REFUSED_STREAM, and counts them all out when the client goes`, async () => {

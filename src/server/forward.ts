@@ -1,7 +1,7 @@
 // Every call the fast path does not answer is grpc-js' job, unchanged: Greeter calls that ask for a fault,
-// a sleep or compression, health (Check and Watch), reflection, unknown methods, malformed requests. The
-// front door passes such a stream through, byte for byte, to the grpc-js server of this process over an
-// in-memory connection (grpc-js' ConnectionInjector, node:stream's duplexPair): no port, no socket.
+// a sleep or compression, health (Check and Watch), reflection, malformed requests. The front door passes
+// such a stream through, byte for byte, to the grpc-js server of this process over an in-memory connection
+// (grpc-js' ConnectionInjector, and memoryPair below): no port, no socket.
 //
 // Each front-door connection gets its own in-memory connection, opened at its first such call, so that
 // grpc-js sees one connection per client as before. Flow control carries through: request bytes are given
@@ -9,7 +9,7 @@
 // as fast as the client's window lets them out.
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { duplexPair } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { ErrorCode, Flag, MAX_HEADER_BLOCK } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';
 import { PEER_HEADER } from './access-log.ts';
@@ -25,7 +25,7 @@ export class GrpcJsConnection {
 
   #open(): ClientHttp2Session {
     if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
-    const [ours, theirs] = duplexPair();
+    const [ours, theirs] = memoryPair();
     this.injector.injectConnection(theirs);
     // (node:http2 is looked up here, not imported: an ES module import would load it, and node:tls and
     // node:crypto with it, in every process that starts from the bundle, -help included)
@@ -72,6 +72,16 @@ class PassThrough implements StreamHandler {
     private readonly stream: ServerStream,
     private readonly upstream: ClientHttp2Stream,
   ) {
+    // The answer goes out as headers, DATA, trailers, in that order, whatever order node:http2 emits them in:
+    // the headers a tick after DATA may have come, the trailers as they arrive even while DATA before them
+    // still waits in the paused stream (the client is slow to open its window); 'end' follows the last DATA.
+    let trailers: HeaderList | undefined;
+    let dataDone = false;
+    const endWithTrailers = () => {
+      if (!trailers || !dataDone || this.#early) return;
+      this.#ended = true;
+      stream.end(trailers);
+    };
     upstream.on('error', noop); // 'close' follows, with the reset code
     upstream.on('response', (headers, flags) => {
       const endStream = (flags & Flag.END_STREAM) !== 0;
@@ -80,6 +90,7 @@ class PassThrough implements StreamHandler {
       const early = this.#early ?? [];
       this.#early = undefined;
       for (const chunk of early) this.#answer(chunk);
+      endWithTrailers();
     });
     upstream.on('data', (chunk: Buffer) => {
       if (this.#early) this.#early.push(chunk);
@@ -87,8 +98,12 @@ class PassThrough implements StreamHandler {
     });
     stream.onDrain = () => upstream.resume();
     upstream.on('trailers', (headers) => {
-      this.#ended = true;
-      stream.end(fieldsOf(headers));
+      trailers = fieldsOf(headers);
+      endWithTrailers();
+    });
+    upstream.on('end', () => {
+      dataDone = true;
+      endWithTrailers(); // (no trailers: a trailers-only answer ended at 'response', or 'close' resets)
     });
     upstream.on('close', () => {
       if (this.#clientGone || this.#ended || stream.closed) return;
@@ -143,3 +158,32 @@ function fieldsOf(headers: IncomingHttpHeaders): HeaderList {
 }
 
 function noop() {}
+
+/**
+ * Two connected in-memory streams whose writes complete at once, as a socket's do while the kernel has room.
+ * Not node:stream's duplexPair: there a write completes only when the other side reads, and node:http2 stops
+ * reading a connection while its own write is pending, so two sessions writing at once (requests one way,
+ * answers the other, more than a window's worth) each waited for the other for ever. What this buffers is
+ * bounded as a socket's is: by the HTTP/2 windows of both sessions.
+ */
+function memoryPair(): [Duplex, Duplex] {
+  const side = (other: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        other().push(Buffer.from(chunk)); // a copy: a writer may reuse its chunk once the write has called back
+        callback();
+      },
+      final(callback) {
+        other().push(null);
+        callback();
+      },
+      destroy(err, callback) {
+        if (!other().destroyed) other().destroy();
+        callback(err);
+      },
+    });
+  const a: Duplex = side(() => b);
+  const b: Duplex = side(() => a);
+  return [a, b];
+}
