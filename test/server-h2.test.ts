@@ -715,7 +715,7 @@ describe('whatever a client does with its streams (fast-check)', () => {
       fc.asyncProperty(
         fc.array(call, { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 1, max: 400 }),
-        fc.constantFrom('wait for the answers', 'drop the connection'),
+        fc.constantFrom('wait for the answers', 'drop the connection', 'the server shuts down'),
         async (calls, cut, ending) => {
           runs++;
           // a server of its own: a call left counted in by one run must not fail the next (or the shrinking)
@@ -747,6 +747,13 @@ describe('whatever a client does with its streams (fast-check)', () => {
           await new Promise((resolve) => setTimeout(resolve, 10));
           calls.forEach((c, i) => c.resetLater && client.write(encodeRstStream(1 + 2 * i, ErrorCode.CANCEL)));
           if (ending === 'wait for the answers' && !client.closed) await client.roundTrip().catch(() => {}); // a connection error ends it early
+          if (ending === 'the server shuts down') {
+            // (calls left open, a health Watch: the grace period cuts them)
+            await s.shutdown(300);
+            await client.waitClosed();
+            expect(s.inFlight()).toBe(0);
+            return;
+          }
           client.destroy();
           await expect.poll(() => s.inFlight(), { timeout: 3000 }).toBe(0);
           const greeterOfRun = greeterClient(s.address);
