@@ -6,6 +6,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { constants } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UsageError } from '../src/flags.ts';
 import { dialHosts } from '../src/client/connection.ts';
@@ -873,5 +874,50 @@ describe('command line', () => {
     expect(percentDecode('plain')).toBe('plain');
     expect(percentDecode('%41%e2%82%ac')).toBe('A€');
     expect(percentDecode('100%')).toBe('100%');
+  });
+});
+
+describe('flow control against a server with any windows (fast-check)', () => {
+  // node:http2 servers with small windows and frames of any allowed size, answering in pieces of random
+  // size: every request of up to 200 KB goes out within the server's windows, and every answer comes back
+  // whole. Bounded: 25 runs, 20 s.
+  test('every request goes out and every answer comes back whole', { timeout: 60_000 }, async () => {
+    const { decodeHelloReply } = await import('../src/client/codec.ts');
+    let runs = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 65_535 }),
+        fc.integer({ min: 16_384, max: 65_535 }),
+        fc.integer({ min: 0, max: 200 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 70_000 }),
+        async (initialWindowSize, maxFrameSize, nameKb, count, piece) => {
+          runs++;
+          const raw = await rawH2Server(
+            (stream, _headers, n) => {
+              const name = decodeHelloReply(raw.requests[n - 1]!.body.subarray(5)).message; // HelloRequest: the same field 1
+              const answer = frame(encodeHelloRequest({ name: `Hello ${name}` }));
+              stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+              stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+              for (let at = 0; at < answer.length; at += piece) stream.write(answer.subarray(at, at + piece));
+              stream.end();
+            },
+            { initialWindowSize, maxFrameSize },
+          );
+          try {
+            const name = 'w'.repeat(nameKb * 1024);
+            const r = await client(['-server_addr', raw.address, '-count', String(count), '-concurrency', String(count), '-timeout', '5', '-json', name]);
+            expect(r.code, r.stderr).toBe(0);
+            const requests = r.json<{ requests: JsonRequest[] }>().requests;
+            expect(requests).toHaveLength(count);
+            for (const q of requests) expect(q.message === `Hello ${name}`).toBe(true);
+          } finally {
+            await raw.close();
+          }
+        },
+      ),
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 25), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 20_000) },
+    );
+    expect(runs).toBeGreaterThan(0);
   });
 });
