@@ -4,6 +4,7 @@
 // a real server over loopback; every wait is bounded.
 import type { Client } from '@grpc/grpc-js';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -22,6 +23,7 @@ import {
 import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
 import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../src/server/h2/session.ts';
+import { testCa } from '../src/generated/test-pki.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -86,12 +88,14 @@ class RawH2 {
   }
 
   /** Connects; unless `preface` is false, sends the preface and SETTINGS and waits for the server's SETTINGS and its ACK of ours. */
-  static async open(port: number, options: { preface?: boolean; settings?: Array<[number, number]> } = {}): Promise<RawH2> {
+  static async open(port: number, options: { preface?: boolean; settings?: Array<[number, number]>; tls?: boolean } = {}): Promise<RawH2> {
     const preface = options.preface ?? true;
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = options.tls
+      ? tlsConnect({ host: '127.0.0.1', port, ca: testCa, servername: 'localhost', ALPNProtocols: ['h2'] })
+      : connect({ host: '127.0.0.1', port });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no connection to port ${port}`)), WAIT_MS);
-      socket.once('connect', () => {
+      socket.once(options.tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         resolve();
       });
@@ -709,7 +713,7 @@ describe('whatever a client does with its streams (fast-check)', () => {
     resetLater: fc.boolean(),
   });
 
-  it('goes on serving, and counts out every call it counted in', { timeout: Number(process.env.FUZZ_MS ?? 30_000) + 30_000 }, async () => {
+  for (const tls of [false, true]) it(`goes on serving, and counts out every call it counted in${tls ? ' (TLS)' : ''}`, { timeout: Number(process.env.FUZZ_MS ?? 30_000) + 30_000 }, async () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(
@@ -719,9 +723,9 @@ describe('whatever a client does with its streams (fast-check)', () => {
         async (calls, cut, ending) => {
           runs++;
           // a server of its own: a call left counted in by one run must not fail the next (or the shrinking)
-          const s = await startTestServer();
+          const s = await startTestServer({ useTls: tls });
           onTestFinished(() => s.forceShutdown());
-          const client = await RawH2.open(s.port);
+          const client = await RawH2.open(s.port, { tls });
           const frames: Buffer[] = [];
           calls.forEach((c, i) => {
             const id = 1 + 2 * i;
@@ -756,7 +760,7 @@ describe('whatever a client does with its streams (fast-check)', () => {
           }
           client.destroy();
           await expect.poll(() => s.inFlight(), { timeout: 3000 }).toBe(0);
-          const greeterOfRun = greeterClient(s.address);
+          const greeterOfRun = greeterClient(s.address, tls ? {} : undefined);
           const answer = await sayHello(greeterOfRun, 'still there', { deadlineMs: WAIT_MS });
           greeterOfRun.close();
           expect(answer.reply?.message).toBe('Hello still there');
@@ -764,10 +768,10 @@ describe('whatever a client does with its streams (fast-check)', () => {
         },
       ),
       // (FUZZ_RUNS and FUZZ_MS to hunt longer by hand)
-      { numRuns: Number(process.env.FUZZ_RUNS ?? 60), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 30_000) },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? (tls ? 20 : 60)), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 30_000) },
     );
     expect(runs).toBeGreaterThan(0);
-    process.stdout.write(`server-h2 fuzz: ${runs} runs of random stream actions, 0 failures\n`);
+    process.stdout.write(`server-h2 fuzz${tls ? ' (TLS)' : ''}: ${runs} runs of random stream actions, 0 failures\n`);
   });
 });
 
