@@ -1,7 +1,8 @@
 // The server's own HTTP/2 (src/server/h2/session.ts) seen from a client that writes bytes on a socket: the
 // connection preface, PING, CONTINUATION, connection errors, flow control of what the server sends, the
-// concurrency limit, graceful drain, the peer in the access log and a client's RST_STREAM. Everything goes to
-// a real server over loopback; every wait is bounded.
+// concurrency limit, graceful drain, the peer in the access log and a client's RST_STREAM; and, with
+// fast-check, random stream actions and windows opened in random steps, on both paths (the fast path and the
+// hop to grpc-js). Everything goes to a real server over loopback; every wait is bounded.
 import type { Client } from '@grpc/grpc-js';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
