@@ -12,7 +12,7 @@ import { UsageError } from '../src/flags.ts';
 import { dialHosts } from '../src/client/connection.ts';
 import { clientOptionsFromArgs, parseHeader, parseTarget } from '../src/client/options.ts';
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
-import { encodeHelloRequest } from '../src/client/codec.ts';
+import { decodeHelloReply, encodeHelloRequest } from '../src/client/codec.ts';
 import { frame } from '../src/grpc-frame.ts';
 import { grpcTimeout, percentDecode } from '../src/client/call.ts';
 import { sniFor, testServerKeyPair } from '../src/tls.ts';
@@ -882,7 +882,6 @@ describe('flow control against a server with any windows (fast-check)', () => {
   // size: every request of up to 200 KB goes out within the server's windows, and every answer comes back
   // whole. Bounded: 25 runs, 20 s.
   test('every request goes out and every answer comes back whole', { timeout: 60_000 }, async () => {
-    const { decodeHelloReply } = await import('../src/client/codec.ts');
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(

@@ -6,6 +6,7 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeHeaders } from '../src/h2/hpack.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { fdCount, settlesAtMost } from './helpers/process-stats.ts';
 import {
@@ -91,10 +92,6 @@ function expectStatus(answer: RawAnswer, code: number, message?: RegExp): void {
 
 type Case = [name: string, target: () => SpawnedServer, run: (s: SpawnedServer) => Promise<void>];
 
-/** An HPACK literal header field without indexing, new name (RFC 7541 §6.2.2); lengths under 127. */
-function hpackLiteral(name: string, value: string): Buffer {
-  return Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
-}
 
 const connectionLevel: Case[] = [
   ['raw garbage bytes: GOAWAY and close', () => plain, async (s) => {
@@ -314,7 +311,7 @@ const streamLevel: Case[] = [
         ['te', 'trailers'],
         ...extra,
       ]);
-      const block = Buffer.concat([...fields].map(([name, value]) => hpackLiteral(name, value)));
+      const block = encodeHeaders([...fields]);
       for (let i = 0; i < 50; i++, id += 2) {
         frames.push(h2Frame(0x1, 0x4, id, block), h2Frame(0x3, 0, id, Buffer.from([0, 0, 0, 8]))); // HEADERS END_HEADERS; RST_STREAM CANCEL
       }

@@ -32,11 +32,12 @@ const OK_TRAILERS = encodeHeaders([
 ]);
 const NO_MESSAGE = `Received no request message for server streaming method ${SAY_HELLO_PATH}`;
 
-/** Headers of a SayHello the fast path takes: anything else is grpc-js' job. */
+/**
+ * Headers of a SayHello the fast path takes: anything else is grpc-js' job. Asked only of what the front door
+ * did not refuse (refusals.ts), so the content type is gRPC's.
+ */
 export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
   if (headers[':path'] !== SAY_HELLO_PATH || headers[':method'] !== 'POST') return false;
-  const contentType = headers['content-type'];
-  if (contentType === undefined || !contentType.startsWith('application/grpc')) return false;
   const encoding = headers['grpc-encoding'];
   if (encoding !== undefined && encoding !== 'identity') return false;
   // END_STREAM on the headers: no message at all, grpc-js says so
