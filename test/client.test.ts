@@ -14,7 +14,8 @@ import { clientOptionsFromArgs, parseHeader, parseTarget } from '../src/client/o
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
 import { decodeHelloReply, encodeHelloRequest } from '../src/client/codec.ts';
 import { frame } from '../src/grpc-frame.ts';
-import { grpcTimeout, percentDecode } from '../src/client/call.ts';
+import { percentDecode } from '../src/client/call.ts';
+import { grpcTimeout } from '../src/grpc-timeout.ts';
 import { sniFor, testServerKeyPair } from '../src/tls.ts';
 import { clientPki } from './helpers/client-pki.ts';
 import { client, freePort, helloReplyFrame, rawH2Server, type JsonRequest } from './helpers/client.ts';

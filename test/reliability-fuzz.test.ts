@@ -135,7 +135,9 @@ describe('fuzz: random input never takes the server down', () => {
         );
         let answer;
         try {
-          answer = await rawRequest(session, headers, body, { keepOpen: !r.endStream, waitMs: 4000 });
+          // a request that is not gRPC is answered at once (415 and words) and ends with the request: wait less for it
+          const notGrpc = !r.contentType?.startsWith('application/grpc');
+          answer = await rawRequest(session, headers, body, { keepOpen: !r.endStream, waitMs: notGrpc && !r.endStream ? 300 : 4000 });
         } catch {
           session = undefined; // headers node:http2 itself refuses to send
           return serverStillServes(plain, plainClient);
@@ -143,8 +145,9 @@ describe('fuzz: random input never takes the server down', () => {
         if (answer.error && /ERR_HTTP2_INVALID|ERR_INVALID_CHAR|ERR_HTTP2_HEADER/.test(answer.error)) {
           session.destroy(); // a header node:http2 refused to send: not the server's doing
           session = undefined;
-        } else if (answer.timedOut) {
-          return false; // the server left the request hanging past its deadline
+        } else if (answer.timedOut && !(answer.httpStatus === 415 && answer.data.length > 0)) {
+          // the server left the request hanging past its deadline (a 415 with its words is an answer: it ends with the request)
+          return false;
         }
         return serverStillServes(plain, plainClient);
       }),

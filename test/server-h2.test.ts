@@ -23,7 +23,7 @@ import {
 } from '../src/h2/frames.ts';
 import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
-import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../src/server/h2/session.ts';
+import { DEFAULT_LIMITS } from '../src/h2/limits.ts';
 import { testCa } from '../src/generated/test-pki.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
@@ -34,7 +34,7 @@ const MAX_FRAME = 16_384;
 const DEFAULT_WINDOW = 65_535;
 const STREAM_WINDOW = 4 * 1024 * 1024 + 65_536;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
-const MAX_HEADER_BLOCK = 256 * 1024;
+const MAX_HEADER_BLOCK = DEFAULT_LIMITS.maxHeaderBlock;
 
 interface Received {
   type: number;
@@ -309,7 +309,7 @@ describe('the connection', () => {
     const settings = client.received.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK))!;
     const values = new Map<number, number>();
     for (let at = 0; at < settings.payload.length; at += 6) values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
-    expect(values.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(DEFAULT_MAX_CONCURRENT_STREAMS);
+    expect(values.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(DEFAULT_LIMITS.maxConcurrentStreams);
     expect(values.get(Setting.INITIAL_WINDOW_SIZE)).toBe(STREAM_WINDOW);
     expect(values.get(Setting.ENABLE_PUSH)).toBe(0);
     const update = await client.waitFor((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0, 'a connection WINDOW_UPDATE');

@@ -7,6 +7,7 @@
 // signal's reason when the deadline ends the call (the stream is cancelled: RST_STREAM CANCEL).
 import { Code } from '../status.ts';
 import { frame } from '../grpc-frame.ts';
+import { grpcTimeout } from '../grpc-timeout.ts';
 import { explainTransportError, type ErrorContext } from './explain.ts';
 import { ErrorCode, errorName } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';
@@ -39,9 +40,6 @@ export interface CallOptions {
   deadline: number;
   /** aborts the call: the stream is cancelled and the promise rejects with the reason */
   signal: AbortSignal;
-  /** the connection served requests before: if it is going away, the request may be retried at once */
-  reused: boolean;
-  usable: () => boolean;
   context: ErrorContext;
 }
 
@@ -80,17 +78,23 @@ export function unaryCall(session: H2Session, request: UnaryRequest, options: Ca
         onClose: (ending) => {
           signal.removeEventListener('abort', onAbort);
           if (signal.aborted) return; // rejected already
+          if (ending.headersTooLarge) return resolve({ code: Code.RESOURCE_EXHAUSTED, details: ending.error?.message ?? 'response headers too large' });
           if (!response) {
             const words = ending.error ? explainTransportError(ending.error, options.context) : closedWithoutAnswer(ending.rstCode);
-            // never answered: on a connection that is going away, the request never reached the application
-            reject(new TransportFailure(`no answer: ${words}`, options.reused && !options.usable()));
-            return;
+            // never processed (never written, refused, above a GOAWAY's last stream): sent again at once, as gRPC's transparent retries
+            if (!ending.sent) return reject(new TransportFailure(`no answer: ${words}`, true));
+            // sent and then lost: the server may have run it, so it is not sent again unless -retry_on says so
+            if (ending.connectionLost || ending.rstCode === ErrorCode.NO_ERROR) {
+              return resolve({ code: Code.UNAVAILABLE, details: `the connection was lost after the request was sent: ${words}` });
+            }
+            return resolve({ code: rstToGrpcCode(ending.rstCode), details: `no answer: ${words}` });
           }
           resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, context: options.context }));
         },
       });
     } catch (err) {
-      return reject(new TransportFailure(explainTransportError(err, options.context), options.reused));
+      // the session would not take the request (it is going away or closed): nothing was sent
+      return reject(new TransportFailure(explainTransportError(err, options.context), true));
     }
     signal.addEventListener('abort', onAbort, { once: true });
   });
@@ -192,13 +196,6 @@ function readMessages(body: Buffer, encoding: string | undefined): Buffer[] | st
 function header(headers: Headers | undefined, key: string): string | undefined {
   const v = headers?.[key];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** grpc-timeout: at most 8 digits, rounded up so the server never ends the call before the client does. */
-export function grpcTimeout(ms: number): string {
-  const m = Math.max(1, Math.ceil(ms));
-  if (m <= 99_999_999) return `${m}m`;
-  return `${Math.min(99_999_999, Math.ceil(m / 1000))}S`;
 }
 
 /** grpc-message is percent-encoded UTF-8; a malformed escape is kept as it is. */

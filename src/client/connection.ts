@@ -10,14 +10,6 @@ import { H2Session } from './h2/session.ts';
 import type { ClientTls, Target } from './options.ts';
 import { TransportFailure } from './reconnect.ts';
 
-export interface Ready {
-  session: H2Session;
-  /** the connection worked before this request's attempt (it did not come up for it) */
-  reused: boolean;
-  /** false once the server said GOAWAY or the connection closed: new requests go to a new connection */
-  usable(): boolean;
-}
-
 interface Attempt {
   session: H2Session;
   promise: Promise<H2Session>;
@@ -43,17 +35,14 @@ export class Connection {
   }
 
   /** A ready connection: the current one, the one coming up, or a new attempt. Rejects with a TransportFailure, or the signal's reason. */
-  async ready(signal: AbortSignal): Promise<Ready> {
+  async ready(signal: AbortSignal): Promise<H2Session> {
     signal.throwIfAborted();
     const current = this.#current;
-    if (current?.state === 'ready' && !current.session.closed) {
-      return { session: current.session, reused: true, usable: () => current.state === 'ready' };
-    }
+    if (current?.state === 'ready' && !current.session.closed) return current.session;
     const attempt = current?.state === 'connecting' ? current : this.#connect();
     attempt.waiters++;
     try {
-      const session = await abortable(attempt.promise, signal);
-      return { session, reused: false, usable: () => attempt.state === 'ready' };
+      return await abortable(attempt.promise, signal);
     } finally {
       // the last request waiting for this attempt gave up (deadline): stop connecting, and let nobody join it
       if (--attempt.waiters === 0 && attempt.state === 'connecting') attempt.abandon();
@@ -126,7 +115,7 @@ export class Connection {
 
   async #explainFailure(failure: unknown, handshakeDone: boolean, host: string): Promise<string> {
     const code = (failure as { code?: string } | undefined)?.code;
-    const suspicious = failure === undefined || code === 'ERR_HTTP2_ERROR' || code === 'ECONNRESET';
+    const suspicious = failure === undefined || code === 'ERR_H2_NOT_HTTP2' || code === 'ECONNRESET';
     if (!this.tls && suspicious) {
       // closed before any HTTP/2 from the server, or answered with something else: look once what listens there
       const diagnosis = (this.#diagnosis ??= diagnosePlaintext(this.target, DIAGNOSIS_MS, host).catch(() => undefined));

@@ -88,8 +88,11 @@ export function explainTransportError(err: unknown, ctx: ErrorContext): string {
       return `not an HTTP/2 server (${e?.message ?? 'protocol error'}): not a gRPC server?`;
     case 'ERR_HTTP2_GOAWAY_SESSION':
       return 'the server is going away (HTTP/2 GOAWAY) and did not take the request';
+    case 'ERR_H2_NOT_HTTP2': {
+      const first = (e as { firstBytes?: Buffer }).firstBytes;
+      return (first && http1Server(first.toString('latin1'))) ?? e!.message;
+    }
     case 'ERR_H2_NO_ALPN': // the client's own HTTP/2 (h2/session.ts): its messages are words already
-    case 'ERR_H2_HTTP1':
     case 'ERR_HTTP2_PROTOCOL':
     case 'ERR_HTTP2_GOAWAY_ERROR':
       return e!.message;

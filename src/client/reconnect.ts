@@ -22,9 +22,9 @@ export class Retryable extends Error {
   override name = 'Retryable';
   /**
    * @param message what went wrong, in words (ends up in the details of a request that runs out of time)
-   * @param transparent the request never reached the server over a connection that worked before (it was
-   *   refused by a server going away): retried at once on a new connection, without waiting, as gRPC's
-   *   transparent retries are
+   * @param transparent the server certainly did not process the request (never written, REFUSED_STREAM,
+   *   above a GOAWAY's last stream): retried at once, without waiting, as gRPC's transparent retries are;
+   *   once in a row, so that a server that refuses everything is not asked in a tight loop
    */
   constructor(
     message: string,
@@ -78,6 +78,7 @@ export interface RetryPolicy {
 export function withRetries<T>(attempt: (n: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
   let started = 0;
   let retries = 0;
+  let lastTransparent = false;
   return pRetry(
     (n) => {
       started = performance.now();
@@ -91,7 +92,9 @@ export function withRetries<T>(attempt: (n: number) => Promise<T>, policy: Retry
       shouldRetry: ({ error }) => error instanceof Retryable,
       onFailedAttempt: async ({ error, attemptNumber }) => {
         if (!(error instanceof Retryable)) return;
-        const next = error.transparent ? performance.now() : started + backoffDelayMs(++retries, policy.backoff, policy.random);
+        const atOnce = error.transparent && !lastTransparent;
+        lastTransparent = atOnce;
+        const next = atOnce ? performance.now() : started + backoffDelayMs(++retries, policy.backoff, policy.random);
         const waitMs = Math.max(0, next - performance.now());
         policy.onRetry?.({ attempt: attemptNumber, error, waitMs, pastDeadline: next >= policy.deadline });
         // whole milliseconds, rounded up: a timer never fires before its attempt is due

@@ -2,6 +2,7 @@
 // shared connection. Each request has its own deadline (-timeout), which bounds everything it does:
 // waiting for a connection, the backoff between attempts, and the call itself.
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../rpc-names.ts';
+import { afterLongDelay } from '../grpc-timeout.ts';
 import { Code, statusName } from '../status.ts';
 import { unaryCall, type Answer, type UnaryRequest } from './call.ts';
 import { decodeHealthCheckResponse, decodeHelloReply, encodeHealthCheckRequest, encodeHelloRequest, servingStatusName } from './codec.ts';
@@ -84,14 +85,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
   const t0 = performance.now();
   const deadline = t0 + options.timeoutMs;
   const controller = new AbortController();
-  // timers have whole milliseconds and may fire a fraction early: the deadline never comes before its time
-  let timer: NodeJS.Timeout;
-  const arm = () => {
-    const left = deadline - performance.now();
-    if (left > 0) timer = setTimeout(arm, Math.ceil(left));
-    else controller.abort(new DeadlineReached());
-  };
-  arm();
+  const cancelTimer = afterLongDelay(options.timeoutMs, () => controller.abort(new DeadlineReached()));
   const tag = options.count > 1 ? `request ${index}: ` : '';
   const log = hooks.log;
   let attempts = 0;
@@ -112,9 +106,9 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
       async (n) => {
         attempts = n;
         phase = 'connecting';
-        const ready = await connection.ready(controller.signal);
+        const session = await connection.ready(controller.signal);
         phase = 'waiting for the answer';
-        const a = await unaryCall(ready.session, request, { deadline, signal: controller.signal, reused: ready.reused, usable: ready.usable, context });
+        const a = await unaryCall(session, request, { deadline, signal: controller.signal, context });
         if (a.code !== Code.OK && options.retryOn.has(a.code)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
         return a;
       },
@@ -148,7 +142,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
     log?.(`${tag}${details}`);
     return finish({ code: Code.DEADLINE_EXCEEDED, details, ok: false });
   } finally {
-    clearTimeout(timer!);
+    cancelTimer();
   }
 }
 

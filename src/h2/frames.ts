@@ -170,34 +170,52 @@ export function unpadded(frame: Frame): Buffer {
   return frame.payload.subarray(1, frame.payload.length - pad);
 }
 
-/** A header block longer than this (HEADERS + CONTINUATION) is a flood, not headers: four times what the HPACK decoder accepts decoded. */
-export const MAX_HEADER_BLOCK = 4 * 65_536;
-
 export interface HeaderBlock {
   streamId: number;
   /** END_STREAM was on the HEADERS frame */
   endStream: boolean;
   /** the HPACK bytes, padding and priority removed */
   block: Buffer;
+  /** the HEADERS frame's priority fields named its own stream as its dependency (a stream error, RFC 9113 §5.3.1) */
+  selfDependent: boolean;
 }
 
-/** Joins a header block sent as HEADERS and CONTINUATION frames (RFC 9113 §6.2, §6.10); refuses a flood. */
+/** CONTINUATION frames one header block may have: a block as large as we take, in 16 KiB frames, and room. */
+export const MAX_CONTINUATIONS = 80;
+
+/**
+ * Joins a header block sent as HEADERS and CONTINUATION frames (RFC 9113 §6.2, §6.10). A block longer than
+ * `maxBlock` or in more than MAX_CONTINUATIONS frames is a flood, not headers: a connection error.
+ */
 export class HeaderBlockReader {
-  #pending: { streamId: number; endStream: boolean; parts: Buffer[]; length: number } | undefined;
+  #pending: { streamId: number; endStream: boolean; selfDependent: boolean; parts: Buffer[]; length: number; frames: number } | undefined;
+
+  constructor(private readonly maxBlock: number) {}
 
   /** A block has begun and not ended: only its CONTINUATION frames may come next. */
   get open(): boolean {
     return this.#pending !== undefined;
   }
 
+  /** The stream of the block that has begun, or 0. */
+  get streamId(): number {
+    return this.#pending?.streamId ?? 0;
+  }
+
   /** A HEADERS frame: the whole block when it carries END_HEADERS, else undefined (CONTINUATION follows). */
   headers(frame: Frame): HeaderBlock | undefined {
     if (frame.streamId === 0) throw new H2ProtocolError('HEADERS on stream 0');
     let block = unpadded(frame);
-    if (frame.flags & Flag.PRIORITY) block = block.subarray(5);
+    let selfDependent = false;
+    if (frame.flags & Flag.PRIORITY) {
+      if (block.length < 5) throw new H2ProtocolError('HEADERS shorter than its priority fields', ErrorCode.FRAME_SIZE_ERROR);
+      selfDependent = (block.readUInt32BE(0) & MAX_WINDOW) === frame.streamId;
+      block = block.subarray(5);
+    }
     const endStream = (frame.flags & Flag.END_STREAM) !== 0;
-    if (frame.flags & Flag.END_HEADERS) return { streamId: frame.streamId, endStream, block };
-    this.#pending = { streamId: frame.streamId, endStream, parts: [Buffer.from(block)], length: block.length };
+    this.#check(block.length, 0);
+    if (frame.flags & Flag.END_HEADERS) return { streamId: frame.streamId, endStream, block, selfDependent };
+    this.#pending = { streamId: frame.streamId, endStream, selfDependent, parts: [Buffer.from(block)], length: block.length, frames: 0 };
     return undefined;
   }
 
@@ -205,12 +223,18 @@ export class HeaderBlockReader {
   continuation(frame: Frame): HeaderBlock | undefined {
     const pending = this.#pending;
     if (!pending || frame.streamId !== pending.streamId) throw new H2ProtocolError('CONTINUATION without a header block to continue');
-    pending.parts.push(Buffer.from(frame.payload));
     pending.length += frame.payload.length;
-    if (pending.length > MAX_HEADER_BLOCK) throw new H2ProtocolError(`a header block longer than ${MAX_HEADER_BLOCK} bytes (CONTINUATION flood)`, ErrorCode.ENHANCE_YOUR_CALM);
+    this.#check(pending.length, ++pending.frames);
+    if (frame.payload.length > 0) pending.parts.push(Buffer.from(frame.payload));
     if (!(frame.flags & Flag.END_HEADERS)) return undefined;
     this.#pending = undefined;
-    return { streamId: pending.streamId, endStream: pending.endStream, block: Buffer.concat(pending.parts) };
+    const { streamId, endStream, selfDependent, parts } = pending;
+    return { streamId, endStream, selfDependent, block: parts.length === 1 ? parts[0]! : Buffer.concat(parts) };
+  }
+
+  #check(length: number, continuations: number): void {
+    if (length > this.maxBlock) throw new H2ProtocolError(`a header block longer than ${this.maxBlock} bytes`, ErrorCode.ENHANCE_YOUR_CALM);
+    if (continuations > MAX_CONTINUATIONS) throw new H2ProtocolError(`a header block in more than ${MAX_CONTINUATIONS} CONTINUATION frames`, ErrorCode.ENHANCE_YOUR_CALM);
   }
 }
 

@@ -1,7 +1,8 @@
-// HPACK (RFC 7541) for our own HTTP/2 (the client's, and the server's front door): a full decoder for what
-// peers send, and the simplest valid encoder for what we send. The encoder never adds to the peer's dynamic
-// table, so it keeps no state and never has to send a table size update. Header names and values are
-// octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
+// HPACK (RFC 7541) for our own HTTP/2: a full decoder for what peers send, and the simplest valid encoder for
+// what we send. The encoder never adds to the peer's dynamic table, so it keeps no state; the one thing it owes
+// a peer is a dynamic table size update when that peer's SETTINGS_HEADER_TABLE_SIZE is below the 4,096 it
+// starts from (§4.2): the connection then starts its next header block with TABLE_SIZE_ZERO. Header names and
+// values are octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
 import { decodeHuffman } from './huffman.ts';
 
 export type HeaderList = Array<[name: string, value: string]>;
@@ -99,6 +100,19 @@ export class HpackDecoder {
 
   /** Decodes one complete header block (HEADERS + CONTINUATION payloads joined). Throws HpackError on any malformed input; the dynamic table state persists across blocks (one decoder per connection). */
   decode(block: Uint8Array): HeaderList {
+    return this.#decode(block, true)!;
+  }
+
+  /**
+   * Decodes a block as decode() does, except that a header list larger than maxHeaderListSize is read to its
+   * end (the dynamic table stays in step with the encoder's) and dropped: undefined. The connection goes on;
+   * only the stream the block belongs to fails.
+   */
+  decodeWithinLimit(block: Uint8Array): HeaderList | undefined {
+    return this.#decode(block, false);
+  }
+
+  #decode(block: Uint8Array, throwOnOversize: boolean): HeaderList | undefined {
     const bytes = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
     this.#block = bytes;
     this.#pos = 0;
@@ -127,13 +141,13 @@ export class HpackDecoder {
           [name, value] = this.#literal(4, at);
         }
         listSize += name.length + value.length + ENTRY_OVERHEAD;
-        if (listSize > this.#maxHeaderListSize) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`);
-        headers.push([name, value]);
+        if (listSize <= this.#maxHeaderListSize) headers.push([name, value]);
+        else if (throwOnOversize) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`);
       }
     } finally {
       this.#block = EMPTY;
     }
-    return headers;
+    return listSize > this.#maxHeaderListSize ? undefined : headers;
   }
 
   #entry(index: number, at: number): readonly [string, string] {
@@ -236,7 +250,10 @@ function nameIndex(name: string): number {
 
 const NOT_ONE_OCTET = /[^\x00-\xff]/;
 
-/** Stateless: every field as "literal without indexing", name as a static-table index when the static table has that name, else a literal name; no Huffman; never touches a dynamic table (so no table size updates ever needed). */
+/** A dynamic table size update to 0 (§6.3): our encoder's table is then empty for good, within any peer's setting. */
+export const TABLE_SIZE_ZERO = Buffer.from([0x20]);
+
+/** Stateless: every field as "literal without indexing", name as a static-table index when the static table has that name, else a literal name; no Huffman; never touches a dynamic table. */
 export function encodeHeaders(headers: HeaderList): Buffer {
   let length = 0;
   for (const [name, value] of headers) {

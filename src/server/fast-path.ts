@@ -14,12 +14,13 @@
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
 // two): the same headers, message, trailers, and the same access-log line.
 import { frame } from '../grpc-frame.ts';
+import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
 import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
-import type { ServerStream, StreamHandler } from './h2/session.ts';
+import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
 const FAST_MAX_MESSAGE = 16 * 1024;
@@ -43,18 +44,7 @@ export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, 
   // END_STREAM on the headers: no message at all, grpc-js says so
   if (remoteEnded) return false;
   const timeout = headers['grpc-timeout'];
-  return timeout === undefined || !Number.isNaN(timeoutMs(timeout)); // a malformed one: grpc-js words the error
-}
-
-const TIMEOUT_UNITS_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
-
-/**
- * grpc-timeout in ms as grpc-js computes it (including its 32-bit truncation); NaN when it is not the strict
- * `1-8 digits + unit` form (grpc-js then decides what it means).
- */
-export function timeoutMs(value: string): number {
-  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  return m ? (Number(m[1]) * TIMEOUT_UNITS_MS[m[2]!]!) | 0 : Number.NaN;
+  return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout)); // a malformed one: grpc-js words the error
 }
 
 /** The `date` header node:http2 adds to every response grpc-js sends, formatted once a second. */
@@ -104,13 +94,13 @@ export class FastCall implements StreamHandler {
   private body: Buffer | undefined;
   private name: string | undefined;
   private readonly record: CallRecord;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelDeadline: (() => void) | undefined;
   /** performance.now() of the call's deadline (grpc-timeout); Infinity without one */
   private deadlineAt = Infinity;
   private cancelDelay: (() => void) | undefined;
 
   constructor(
-    private readonly stream: ServerStream,
+    private readonly stream: H2Stream,
     private readonly options: FaultOptions,
     private readonly hostname: string,
     tracker: CallTracker,
@@ -122,14 +112,14 @@ export class FastCall implements StreamHandler {
     stream.handler = this;
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
-      const ms = timeoutMs(timeout);
+      const ms = parseGrpcTimeout(timeout);
       this.deadlineAt = performance.now() + ms;
-      this.timer = setTimeout(() => this.deadline(), ms);
+      this.cancelDeadline = afterLongDelay(ms, () => this.deadline());
     }
   }
 
   private stopTimers(): void {
-    clearTimeout(this.timer);
+    this.cancelDeadline?.();
     this.cancelDelay?.();
   }
 
@@ -180,7 +170,7 @@ export class FastCall implements StreamHandler {
 
   /** Gives the call to grpc-js, before it has ended, with the bytes read so far. */
   private handOver(read: Buffer[]): void {
-    clearTimeout(this.timer);
+    this.cancelDeadline?.();
     this.record.abandon();
     this.toGrpcJs(read);
   }
@@ -207,12 +197,12 @@ export class FastCall implements StreamHandler {
 
   private answer(plan: Plan): void {
     const { stream } = this;
-    clearTimeout(this.timer);
+    this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
     if (plan.fail) return this.fail(plan.fail.code, plan.fail.details, true);
     stream.respond(okHeadersBlock(this.hostname));
     stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
-    stream.end(OK_TRAILERS);
+    stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');
   }
 }

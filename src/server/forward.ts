@@ -10,10 +10,12 @@
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { ErrorCode, Flag, MAX_HEADER_BLOCK } from '../h2/frames.ts';
+import { ErrorCode, Flag } from '../h2/frames.ts';
+import { DEFAULT_LIMITS } from '../h2/limits.ts';
+import { MAX_TIMER_MS, parseGrpcTimeout } from '../grpc-timeout.ts';
 import type { HeaderList } from '../h2/hpack.ts';
 import { PEER_HEADER } from './access-log.ts';
-import type { ServerStream, StreamHandler } from './h2/session.ts';
+import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2) and node:http2 refuses to send: dropped, as a proxy does. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', PEER_HEADER]);
@@ -31,7 +33,7 @@ export class GrpcJsConnection {
     // node:crypto with it, in every process that starts from the bundle, -help included)
     const http2 = process.getBuiltinModule('node:http2');
     // (its own cap on a header block it sends, 64 KiB by default, would refuse metadata grpc-js takes)
-    const session = http2.connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false }, maxSendHeaderBlockLength: MAX_HEADER_BLOCK });
+    const session = http2.connect('http://localhost', { createConnection: () => ours, settings: { enablePush: false }, maxSendHeaderBlockLength: DEFAULT_LIMITS.maxHeaderBlock });
     session.on('error', noop); // each stream learns of it through its 'close'
     this.#session = session;
     return session;
@@ -41,7 +43,7 @@ export class GrpcJsConnection {
    * Hands `stream` to grpc-js: its headers, the request bytes read so far (`read`, not yet given back to the
    * client's window), and from now on whatever else comes.
    */
-  forward(stream: ServerStream, read: Buffer[]): void {
+  forward(stream: H2Stream, read: Buffer[]): void {
     let upstream: ClientHttp2Stream;
     try {
       upstream = this.#open().request(outgoingHeaders(stream.fields, stream.peer), { endStream: stream.remoteEnded && read.length === 0 });
@@ -69,7 +71,7 @@ class PassThrough implements StreamHandler {
   #early: Buffer[] | undefined = [];
 
   constructor(
-    private readonly stream: ServerStream,
+    private readonly stream: H2Stream,
     private readonly upstream: ClientHttp2Stream,
   ) {
     // The answer goes out as headers, DATA, trailers, in that order, whatever order node:http2 emits them in:
@@ -80,7 +82,7 @@ class PassThrough implements StreamHandler {
     const endWithTrailers = () => {
       if (!trailers || !dataDone || this.#early) return;
       this.#ended = true;
-      stream.end(trailers);
+      stream.finish(trailers);
     };
     upstream.on('error', noop); // 'close' follows, with the reset code
     upstream.on('response', (headers, flags) => {
@@ -135,6 +137,11 @@ function outgoingHeaders(fields: HeaderList, peer: string): OutgoingHttpHeaders 
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of fields) {
     if (CONNECTION_SPECIFIC.has(name)) continue;
+    // grpc-js keeps a deadline in a 32-bit timer: one of 24.8 days or more (grpc-go sends 720 h) would expire at once
+    if (name === 'grpc-timeout' && parseGrpcTimeout(value) > MAX_TIMER_MS) {
+      headers[name] = `${Math.floor(MAX_TIMER_MS / 1000)}S`;
+      continue;
+    }
     const existing = headers[name];
     if (existing === undefined) headers[name] = value;
     else if (Array.isArray(existing)) existing.push(value);

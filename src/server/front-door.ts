@@ -1,5 +1,5 @@
 // The listening socket and its connections: node:net (h2c) or node:tls (h2 by ALPN), each connection an
-// HTTP/2 session of our own (h2/session.ts). A stream grpc-js would refuse outright is refused here
+// HTTP/2 connection of our own in the server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here
 // (refusals.ts); one whose headers qualify goes to the fast path; every other stream, and one the fast path
 // hands over, goes to grpc-js (forward.ts).
 import type { ConnectionInjector } from '@grpc/grpc-js';
@@ -9,8 +9,8 @@ import type { CallTracker } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { GrpcJsConnection } from './forward.ts';
-import { ServerSession, type ServerStream } from './h2/session.ts';
-import { refusal } from './refusals.ts';
+import { H2Connection, type H2Stream } from '../h2/connection.ts';
+import { refusal, type Refusal } from './refusals.ts';
 
 export interface FrontDoorTls {
   cert: Buffer;
@@ -27,7 +27,7 @@ export interface FrontDoorOptions {
   faults: FaultOptions;
   /** answer qualifying SayHellos here; false sends every call to grpc-js */
   fastPath: boolean;
-  /** per connection (h2/session.ts has the default) */
+  /** per connection (h2/limits.ts has the default) */
   maxConcurrentStreams?: number;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
@@ -52,12 +52,12 @@ export interface FrontDoor {
 }
 
 export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
-  const sessions = new Set<ServerSession>();
+  const sessions = new Set<H2Connection>();
   let allClosed: (() => void) | undefined;
 
-  const dispatch = (stream: ServerStream, grpcJs: () => GrpcJsConnection) => {
+  const dispatch = (stream: H2Stream, grpcJs: () => GrpcJsConnection) => {
     const refused = refusal(stream.headers, options.methodPaths);
-    if (refused) return stream.respond(refused, true);
+    if (refused) return refuse(stream, refused);
     if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
       new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
     } else {
@@ -67,15 +67,19 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
 
   const accept = (socket: Socket) => {
     let grpcJs: GrpcJsConnection | undefined;
-    const session = new ServerSession(socket, {
-      ...(options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {}),
-      onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector))),
-      onClose: () => {
-        grpcJs?.close();
-        sessions.delete(session);
-        if (sessions.size === 0) allClosed?.();
+    const session = new H2Connection(
+      socket,
+      'server',
+      {
+        onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector))),
+        onClose: () => {
+          grpcJs?.close();
+          sessions.delete(session);
+          if (sessions.size === 0) allClosed?.();
+        },
       },
-    });
+      options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {},
+    );
     sessions.add(session);
   };
 
@@ -111,12 +115,21 @@ async function tlsListener(tls: FrontDoorTls, accept: (socket: Socket) => void):
     ...(mtls ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
   });
   server.on('secureConnection', (socket: TLSSocket) => {
-    // a client that offers ALPN must have chosen h2; one that offers none is taken at its word
-    if (socket.alpnProtocol !== 'h2' && socket.alpnProtocol !== false) return socket.destroy();
+    // HTTP/2 over TLS is negotiated with ALPN h2 (RFC 9113 §3.2): a client that offers none is not served
+    if (socket.alpnProtocol !== 'h2') return socket.destroy();
     accept(socket);
   });
   server.on('tlsClientError', () => {}); // a failed handshake ends that connection only
   return server;
+}
+
+/** Sends a refusal at once; one with a body ends our side once the request has ended (it is still checked until then). */
+function refuse(stream: H2Stream, refused: Refusal): void {
+  const { fields, body } = refused;
+  if (!body) return stream.respond(fields, true);
+  stream.respond(fields);
+  stream.write(body, stream.remoteEnded);
+  stream.handler = { onData: (chunk) => stream.consumed(chunk.length), onEnd: () => stream.write(Buffer.alloc(0), true), onReset: () => {} };
 }
 
 /** Listens on host:port; '' is every interface ([::], dual-stack, or 0.0.0.0 where IPv6 is off). */

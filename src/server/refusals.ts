@@ -1,28 +1,46 @@
-// What grpc-js answers in its HTTP/2 'stream' handler, before any call exists, sent by the front door
-// instead, the same bytes: HTTP 415 for a content type that is not gRPC, and UNIMPLEMENTED for a method that
-// no service has. Forwarded, such a stream could take the process down: when the client has already reset
+// What the front door answers itself, before any call exists, instead of handing the stream to grpc-js:
+// UNIMPLEMENTED for a method no service has (the bytes grpc-js sends), and HTTP 415 for a request that is not
+// gRPC at all. Forwarded, such a stream could take the process down: when the client has already reset
 // it, node:http2 destroys it before grpc-js' handler runs, and grpc-js' respond() on a destroyed stream throws
 // (ERR_HTTP2_INVALID_STREAM) out of an event handler. For its known methods grpc-js checks first.
+//
+// The 415 differs from grpc-js' on purpose: it says in a body what this port is, for the person who pointed
+// curl or a browser at it, and it ends only with the request (which is still checked as HTTP/2 asks until
+// then, content-length and flow control included).
 import type { HeaderList } from '../h2/hpack.ts';
 import { httpDate } from './fast-path.ts';
 
-/** grpc-js' own answer to these headers, when it gives one before any call starts; undefined otherwise. */
-export function refusal(headers: Readonly<Record<string, string>>, methodPaths: ReadonlySet<string>): HeaderList | undefined {
+export interface Refusal {
+  fields: HeaderList;
+  /** the answer's body; the answer then ends with the request */
+  body?: Buffer;
+}
+
+const NOT_GRPC = Buffer.from('This port serves gRPC (HTTP/2, content-type application/grpc): use a gRPC client, such as this image\'s /client.\n');
+
+/** The answer to these headers, when the front door gives one before any call starts; undefined otherwise. */
+export function refusal(headers: Readonly<Record<string, string>>, methodPaths: ReadonlySet<string>): Refusal | undefined {
   const contentType = headers['content-type'];
   if (contentType === undefined || !contentType.startsWith('application/grpc')) {
-    return [
-      [':status', '415'],
-      ['date', httpDate()],
-    ];
+    return {
+      fields: [
+        [':status', '415'],
+        ['content-type', 'text/plain; charset=utf-8'],
+        ['date', httpDate()],
+      ],
+      body: NOT_GRPC,
+    };
   }
   const path = headers[':path'] ?? '';
   if (methodPaths.has(path)) return undefined;
   // (grpc-js sends this message as it is, not percent-encoded)
-  return [
-    [':status', '200'],
-    ['content-type', 'application/grpc+proto'],
-    ['grpc-status', '12'],
-    ['grpc-message', `The server does not implement the method ${path}`],
-    ['date', httpDate()],
-  ];
+  return {
+    fields: [
+      [':status', '200'],
+      ['content-type', 'application/grpc+proto'],
+      ['grpc-status', '12'],
+      ['grpc-message', `The server does not implement the method ${path}`],
+      ['date', httpDate()],
+    ],
+  };
 }
