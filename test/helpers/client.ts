@@ -1,6 +1,6 @@
 // The client in-process (the same path as dist/client.cjs: flags -> options -> runClient -> exit code), with
 // its output captured and every stderr line time-stamped; and small servers that misbehave on purpose.
-import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
+import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream, type ServerOptions as H2ServerOptions, type Settings } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { errorLine, exitCodeForError } from '../../src/cli.ts';
 import { clientOptionsFromArgs } from '../../src/client/options.ts';
@@ -76,6 +76,8 @@ export interface RawH2Server {
   address: string;
   /** every request (headers and body), in order */
   requests: Array<{ headers: IncomingHttpHeaders; body: Buffer }>;
+  /** connections (HTTP/2 sessions) accepted so far */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -83,9 +85,10 @@ export interface RawH2Server {
 export async function rawH2Server(
   answer: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, n: number) => void,
   settings: Settings = {},
+  options: Omit<H2ServerOptions, 'settings'> = {},
 ): Promise<RawH2Server> {
   const requests: RawH2Server['requests'] = [];
-  const server: Http2Server = createH2Server({ settings });
+  const server: Http2Server = createH2Server({ ...options, settings });
   server.on('stream', (stream, headers) => {
     const request = { headers, body: Buffer.alloc(0) };
     requests.push(request);
@@ -103,7 +106,9 @@ export async function rawH2Server(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const sessions = new Set<{ destroy(): void }>();
+  let connections = 0;
   server.on('session', (s) => {
+    connections++;
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
   });
@@ -111,6 +116,7 @@ export async function rawH2Server(
     port,
     address: `127.0.0.1:${port}`,
     requests,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sessions) s.destroy();
