@@ -36,7 +36,19 @@ import {
   type HeaderBlock,
 } from './frames.ts';
 import { encodeHeaders, HpackDecoder, HpackError, TABLE_SIZE_ZERO, type HeaderList } from './hpack.ts';
-import { CONNECTION_WINDOW, DEFAULT_LIMITS, DEFAULT_WINDOW, STREAM_HIGH_WATER, STREAM_WINDOW, WINDOW_UPDATE_FRACTION, type H2Limits } from './limits.ts';
+import { TokenBucket } from './budget.ts';
+import {
+  CONNECTION_WINDOW,
+  DEFAULT_LIMITS,
+  DEFAULT_WINDOW,
+  FLOOD_BUDGETS,
+  REFUSALS_BEFORE_GOAWAY,
+  STREAM_HIGH_WATER,
+  STREAM_OVERHEAD,
+  STREAM_WINDOW,
+  WINDOW_UPDATE_FRACTION,
+  type H2Limits,
+} from './limits.ts';
 
 export type Role = 'client' | 'server';
 
@@ -96,6 +108,8 @@ export class H2Stream {
   /** content-length the peer declared, and the DATA bytes received */
   declaredLength: number | undefined;
   dataReceived = 0;
+  /** what it counts in the connection's memory besides its queue: its header list and objects, and what its owner retains */
+  cost = STREAM_OVERHEAD;
 
   constructor(
     private readonly connection: H2Connection,
@@ -131,13 +145,15 @@ export class H2Stream {
   /** DATA (after the headers); `endStream` ends our side with it. False: wait for onDrain before writing more. */
   write(data: Buffer, endStream = false): boolean {
     if (this.closed || this.end !== undefined) return true;
-    if (data.length > 0) {
-      this.queue.push(data);
-      this.queued += data.length;
-    }
+    if (data.length > 0) this.connection.enqueue(this, data);
     if (endStream) this.end = 'data';
     this.connection.pump(this);
     return this.queued <= STREAM_HIGH_WATER;
+  }
+
+  /** Its owner holds `n` more bytes for it (a forwarded request, in grpc-js) until it closes: counted in the connection's memory. */
+  retain(n: number): void {
+    this.connection.charge(this, n);
   }
 
   /** Trailers (fields, or a block encodeHeaders made) after the DATA written so far, ending our side. */
@@ -194,6 +210,10 @@ export class HeaderListTooLarge extends H2ProtocolError {
 
 const PROTOCOL = ErrorCode.PROTOCOL_ERROR;
 
+function bucket(budget: { burst: number; perSecond: number }): TokenBucket {
+  return new TokenBucket(budget.burst, budget.perSecond);
+}
+
 export class H2Connection {
   readonly #socket: Socket;
   readonly #role: Role;
@@ -230,6 +250,20 @@ export class H2Connection {
   #connectionReceiveWindow = CONNECTION_WINDOW;
   #unacknowledged = 0;
   #peer: string | undefined;
+  /** bytes held for the peer (limits.ts, maxConnectionMemory), but what waits unsent in the socket */
+  #memory = 0;
+  /** new streams refused in a row for memory */
+  #memoryRefusals = 0;
+  readonly #budgets = {
+    ping: bucket(FLOOD_BUDGETS.ping),
+    settings: bucket(FLOOD_BUDGETS.settings),
+    streamErrors: bucket(FLOOD_BUDGETS.streamErrors),
+    emptyFrames: bucket(FLOOD_BUDGETS.emptyFrames),
+  };
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the last stream closed (or the connection started) */
+  #idleSince = performance.now();
 
   constructor(socket: Socket, role: Role, events: ConnectionEvents, limits: Partial<H2Limits> = {}) {
     this.#socket = socket;
@@ -243,7 +277,13 @@ export class H2Connection {
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy());
-    if (role === 'server') this.start();
+    if (role === 'server') {
+      this.start();
+      const { handshakeTimeoutMs } = this.#limits;
+      if (handshakeTimeoutMs > 0) {
+        this.#handshakeTimer = setTimeout(() => this.destroy(new Error(`no HTTP/2 preface and SETTINGS within ${handshakeTimeoutMs / 1000} s`)), handshakeTimeoutMs).unref();
+      }
+    }
   }
 
   /** Sends our preface and SETTINGS: a server at once, a client once its transport is up. */
@@ -299,6 +339,7 @@ export class H2Connection {
     this.#nextStreamId += 2;
     const stream = new H2Stream(this, id, fields, {}, this.#initialWindow, false);
     stream.handler = handler;
+    this.#memory += stream.cost;
     this.#streams.set(id, stream);
     stream.headersSent = true;
     this.sendHeaders(stream, encodeHeaders(fields), endStream);
@@ -322,6 +363,8 @@ export class H2Connection {
   destroy(error?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#idleTimer);
     error ??= this.#goawayError;
     const reset: StreamReset = { code: ErrorCode.CANCEL, cause: 'connection', ...(error ? { error } : {}) };
     for (const stream of [...this.#streams.values()]) this.#close(stream, reset);
@@ -364,6 +407,25 @@ export class H2Connection {
     if (endStream) this.#localEnd(stream);
   }
 
+  /** DATA to send on `stream`, counted in the connection's memory until it has gone. */
+  enqueue(stream: H2Stream, data: Buffer): void {
+    stream.queue.push(data);
+    stream.queued += data.length;
+    this.#memory += data.length;
+  }
+
+  /** `n` more bytes held for `stream` until it closes. */
+  charge(stream: H2Stream, n: number): void {
+    if (stream.closed) return;
+    stream.cost += n;
+    this.#memory += n;
+  }
+
+  /** What the connection holds for its peer now, what waits unsent in the socket included. */
+  get memory(): number {
+    return this.#memory + this.#socket.writableLength;
+  }
+
   /** Sends what the windows allow of the stream's queued DATA, then its end once nothing waits. */
   pump(stream: H2Stream): void {
     if (stream.closed || stream.state === StreamState.HALF_CLOSED_LOCAL || this.#closed) return;
@@ -376,6 +438,7 @@ export class H2Connection {
       if (part === head) stream.queue.shift();
       else stream.queue[0] = head.subarray(room);
       stream.queued -= part.length;
+      this.#memory -= part.length;
       stream.sendWindow -= part.length;
       this.#connectionSendWindow -= part.length;
       const last = stream.queue.length === 0 && stream.end === 'data';
@@ -412,8 +475,19 @@ export class H2Connection {
   /** A stream error (RFC 9113 §5.4.2): RST_STREAM, and the owner learns its stream is gone. */
   #streamError(stream: H2Stream, code: number, why: string): void {
     if (stream.closed) return;
-    this.#send(encodeRstStream(stream.id, code));
+    this.#provoked(stream.id, code);
     this.#close(stream, { code, cause: 'protocol', error: new H2ProtocolError(why, code) });
+  }
+
+  /** An RST_STREAM the peer's misbehaviour asks for: within its budget, else the connection ends (a flood of them). */
+  #provoked(id: number, code: number): void {
+    if (!this.#budgets.streamErrors.take()) throw new H2ProtocolError('too many stream errors', ErrorCode.ENHANCE_YOUR_CALM);
+    this.#send(encodeRstStream(id, code));
+  }
+
+  /** A frame that carries nothing: within its budget, else the connection ends (CVE-2019-9518). */
+  #empty(what: string): void {
+    if (!this.#budgets.emptyFrames.take()) throw new H2ProtocolError(`too many empty ${what} frames`, ErrorCode.ENHANCE_YOUR_CALM);
   }
 
   consumed(stream: H2Stream, n: number): void {
@@ -441,6 +515,7 @@ export class H2Connection {
   #close(stream: H2Stream, reset?: StreamReset): void {
     if (stream.closed) return;
     stream.state = StreamState.CLOSED;
+    this.#memory -= stream.queued + stream.cost;
     stream.queue = [];
     stream.queued = 0;
     this.#streams.delete(stream.id);
@@ -448,8 +523,20 @@ export class H2Connection {
     if (this.#closed) return;
     this.#events.onStreamClosed?.();
     if (this.#streams.size > 0) return;
+    this.#idleSince = performance.now();
     if (this.#draining) this.#endSocket();
     else if (this.#peerGoingAway && this.#role === 'client') this.destroy(this.#goawayError);
+  }
+
+  /** Closes the connection (GOAWAY) once no stream has been open for idleTimeoutMs; checked when the timer fires, not per stream. */
+  #armIdleTimer(ms: number): void {
+    this.#idleTimer = setTimeout(() => {
+      const idle = this.#limits.idleTimeoutMs;
+      const idleFor = performance.now() - this.#idleSince;
+      if (this.#streams.size > 0) return this.#armIdleTimer(idle);
+      if (idleFor < idle) return this.#armIdleTimer(idle - idleFor);
+      this.drain();
+    }, Math.ceil(ms)).unref();
   }
 
   #endSocket(): void {
@@ -526,6 +613,7 @@ export class H2Connection {
       case FrameType.HEADERS:
         return this.#onHeaderBlock(this.#blocks.headers(frame));
       case FrameType.CONTINUATION:
+        if (frame.payload.length === 0) this.#empty('CONTINUATION');
         return this.#onHeaderBlock(this.#blocks.continuation(frame));
       case FrameType.PRIORITY:
         return this.#onPriority(frame);
@@ -537,7 +625,10 @@ export class H2Connection {
         throw new H2ProtocolError(this.#role === 'server' ? 'PUSH_PROMISE from a client' : 'PUSH_PROMISE, though push is disabled');
       case FrameType.PING: {
         const payload = pingToAnswer(frame);
-        if (payload) this.#send(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
+        if (!payload) return;
+        // as grpc-go: a peer that pings without end is told so ("too_many_pings") and the connection ends
+        if (!this.#budgets.ping.take()) throw new H2ProtocolError('too_many_pings', ErrorCode.ENHANCE_YOUR_CALM);
+        this.#send(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
         return;
       }
       case FrameType.GOAWAY:
@@ -552,6 +643,7 @@ export class H2Connection {
   #onSettings(frame: Frame): void {
     const settings = readSettings(frame);
     if (!settings) return; // an ACK
+    if (!this.#budgets.settings.take()) throw new H2ProtocolError('too many SETTINGS', ErrorCode.ENHANCE_YOUR_CALM);
     for (const [id, value] of settings) {
       switch (id) {
         case Setting.HEADER_TABLE_SIZE:
@@ -580,6 +672,8 @@ export class H2Connection {
     for (const stream of [...this.#streams.values()]) this.pump(stream);
     if (!this.#settingsSeen) {
       this.#settingsSeen = true;
+      clearTimeout(this.#handshakeTimer);
+      if (this.#role === 'server' && this.#limits.idleTimeoutMs > 0) this.#armIdleTimer(this.#limits.idleTimeoutMs);
       this.#events.onReady?.();
     }
   }
@@ -630,19 +724,29 @@ export class H2Connection {
     if (id === this.#lastPeerStreamId) throw new H2ProtocolError(`HEADERS on stream ${id}, which is closed`, ErrorCode.STREAM_CLOSED);
     if (id < this.#lastPeerStreamId) throw new H2ProtocolError(`HEADERS on stream ${id}, below the last stream opened (${this.#lastPeerStreamId})`);
     this.#lastPeerStreamId = id;
-    const refuse = (code: number) => this.#send(encodeRstStream(id, code));
-    if (selfDependent) return refuse(PROTOCOL);
-    if (this.#draining || this.#streams.size >= this.#limits.maxConcurrentStreams) return refuse(ErrorCode.REFUSED_STREAM);
-    if (!fields) return refuse(ErrorCode.ENHANCE_YOUR_CALM); // (RFC 9113 §10.5.1 would allow a 431; a gRPC client reads the code)
-    if (requestMalformed(fields)) return refuse(PROTOCOL);
+    if (selfDependent) return this.#provoked(id, PROTOCOL);
+    if (this.#draining || this.#streams.size >= this.#limits.maxConcurrentStreams) return this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
+    if (this.memory > this.#limits.maxConnectionMemory) {
+      if (++this.#memoryRefusals > REFUSALS_BEFORE_GOAWAY) throw new H2ProtocolError('streams opened past the connection\'s memory budget', ErrorCode.ENHANCE_YOUR_CALM);
+      return this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
+    }
+    this.#memoryRefusals = 0;
+    if (!fields) return this.#provoked(id, ErrorCode.ENHANCE_YOUR_CALM); // (RFC 9113 §10.5.1 would allow a 431; a gRPC client reads the code)
+    if (requestMalformed(fields)) return this.#provoked(id, PROTOCOL);
     const declared = contentLength(fields);
-    if (Number.isNaN(declared) || (endStream && declared !== undefined && declared !== 0)) return refuse(PROTOCOL);
+    if (Number.isNaN(declared) || (endStream && declared !== undefined && declared !== 0)) return this.#provoked(id, PROTOCOL);
     // a repeated name joined with ", ", as node:http2 gives it to grpc-js
     const headers: Record<string, string> = {};
-    for (const [name, value] of fields) headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+    let size = 0;
+    for (const [name, value] of fields) {
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+      size += name.length + value.length;
+    }
     const stream = new H2Stream(this, id, fields, headers, this.#initialWindow, endStream);
     stream.blocksReceived = 1;
     stream.declaredLength = declared;
+    this.charge(stream, size);
+    this.#memory += STREAM_OVERHEAD;
     this.#streams.set(id, stream);
     this.#events.onStream?.(stream);
     if (endStream && !stream.closed) stream.handler?.onEnd();
@@ -658,6 +762,7 @@ export class H2Connection {
 
   #onData(frame: Frame): void {
     if (frame.streamId === 0) throw new H2ProtocolError('DATA on stream 0');
+    if (frame.payload.length === 0 && !(frame.flags & Flag.END_STREAM)) this.#empty('DATA');
     const data = unpadded(frame);
     const length = frame.payload.length;
     this.#connectionReceiveWindow -= length;
@@ -667,8 +772,7 @@ export class H2Connection {
       if (!stream && this.#idle(frame.streamId)) throw new H2ProtocolError(`DATA on stream ${frame.streamId}, which was never opened`);
       this.#giveBack(length); // the bytes still count against the connection window
       if (stream) return this.#streamError(stream, ErrorCode.STREAM_CLOSED, `DATA on stream ${frame.streamId} after its END_STREAM`);
-      this.#send(encodeRstStream(frame.streamId, ErrorCode.STREAM_CLOSED));
-      return;
+      return this.#provoked(frame.streamId, ErrorCode.STREAM_CLOSED);
     }
     if (stream.blocksReceived === 0) {
       this.#giveBack(length);
@@ -697,7 +801,7 @@ export class H2Connection {
     const fail = (code: number, why: string) => {
       if (stream) return this.#streamError(stream, code, why);
       if (this.#idle(frame.streamId)) throw new H2ProtocolError(why, code); // no RST_STREAM on an idle stream
-      this.#send(encodeRstStream(frame.streamId, code));
+      this.#provoked(frame.streamId, code);
     };
     if (frame.payload.length !== 5) return fail(ErrorCode.FRAME_SIZE_ERROR, 'PRIORITY length not 5');
     if ((frame.payload.readUInt32BE(0) & MAX_WINDOW) === frame.streamId) return fail(PROTOCOL, 'PRIORITY that depends on its own stream');

@@ -35,6 +35,17 @@ export interface H2Limits {
   maxHeaderBlock: number;
   /** Bytes queued for the socket beyond which a connection stops reading until they have gone (a peer that does not read). */
   maxUnsent: number;
+  /**
+   * Memory one connection may hold on its peer's behalf: answers waiting for the peer's windows, the header
+   * lists of its open streams, what their owners hold for them (a forwarded call's request, in grpc-js), and
+   * what waits unsent. Past it, new streams are refused (REFUSED_STREAM); a peer that goes on opening them
+   * gets GOAWAY ENHANCE_YOUR_CALM. As node:http2's maxSessionMemory.
+   */
+  maxConnectionMemory: number;
+  /** A server: the client preface and first SETTINGS must have come within this (0: no limit). */
+  handshakeTimeoutMs: number;
+  /** A server: a connection with no stream open for this long is closed with GOAWAY (0: never). */
+  idleTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: H2Limits = {
@@ -45,7 +56,47 @@ export const DEFAULT_LIMITS: H2Limits = {
   maxHeaderListSize: 1024 * 1024,
   maxHeaderBlock: 1024 * 1024 + 65_536,
   maxUnsent: 1024 * 1024,
+  // a 4 MiB message forwarded to grpc-js four at a time, or ~1,000 answers of 15 KB waiting on a zero window
+  maxConnectionMemory: 16 * 1024 * 1024,
+  // grpc-go gives a new connection 120 s; a client that has not said HTTP/2 in 10 s on loopback or in a
+  // cluster is not going to (and each waiting TLS handshake holds ~55 KB)
+  handshakeTimeoutMs: 10_000,
+  // as Envoy's and Istio's connection idle timeout (1 h): a sidecar keeps its connections, an abandoned one goes
+  idleTimeoutMs: 3_600_000,
 };
+
+/** The server's limits: the HTTP/2 connection's, and how many streams of one connection may be forwarded to grpc-js at once. */
+export interface ServerLimits extends H2Limits {
+  /**
+   * Streams of one connection handed to grpc-js at once (health, reflection, all but the SayHello fast path).
+   * Each costs a node:http2 stream and a grpc-js call (~10 KB); past it the stream is refused (REFUSED_STREAM).
+   */
+  maxForwardedStreams: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = { ...DEFAULT_LIMITS, maxForwardedStreams: 1000 };
+
+/** What an open stream costs beyond its bytes (objects, maps): counted in maxConnectionMemory. */
+export const STREAM_OVERHEAD = 1024;
+
+/** Refused streams in a row past maxConnectionMemory before a connection that keeps opening them gets GOAWAY. */
+export const REFUSALS_BEFORE_GOAWAY = 100;
+
+/**
+ * Frames that cost us work or a reply and carry nothing a well-behaved peer needs many of: each a budget of a
+ * burst and a rate (a token bucket), past which the connection gets GOAWAY ENHANCE_YOUR_CALM. The rates are
+ * far above any gRPC client's (grpc-go's keepalive pings at most every 10 s), and far below a flood's.
+ */
+export const FLOOD_BUDGETS = {
+  /** PING (grpc-go ends such a connection with "too_many_pings") */
+  ping: { burst: 100, perSecond: 10 },
+  /** SETTINGS: each one must be acknowledged */
+  settings: { burst: 100, perSecond: 10 },
+  /** RST_STREAM we send because of the peer: its stream errors, malformed requests, frames on closed streams */
+  streamErrors: { burst: 1000, perSecond: 100 },
+  /** DATA without a byte and without END_STREAM, HEADERS and CONTINUATION without a byte (CVE-2019-9518) */
+  emptyFrames: { burst: 1000, perSecond: 100 },
+} as const;
 
 /** A stream's write() says "wait for onDrain" beyond this many bytes queued on it. */
 export const STREAM_HIGH_WATER = 64 * 1024;

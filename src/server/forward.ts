@@ -22,10 +22,16 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 
 export class GrpcJsConnection {
   #session: ClientHttp2Session | undefined;
+  /** streams forwarded and not yet closed */
+  #open = 0;
 
-  constructor(private readonly injector: ConnectionInjector) {}
+  constructor(
+    private readonly injector: ConnectionInjector,
+    /** streams forwarded at once, at most (limits.ts, maxForwardedStreams) */
+    private readonly maxStreams: number,
+  ) {}
 
-  #open(): ClientHttp2Session {
+  #connect(): ClientHttp2Session {
     if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
     const [ours, theirs] = memoryPair();
     this.injector.injectConnection(theirs);
@@ -44,13 +50,17 @@ export class GrpcJsConnection {
    * client's window), and from now on whatever else comes.
    */
   forward(stream: H2Stream, read: Buffer[]): void {
+    // (not processed: a gRPC client sends it again, elsewhere or later)
+    if (this.#open >= this.maxStreams) return stream.reset(ErrorCode.REFUSED_STREAM);
     let upstream: ClientHttp2Stream;
     try {
-      upstream = this.#open().request(outgoingHeaders(stream.fields, stream.peer), { endStream: stream.remoteEnded && read.length === 0 });
+      upstream = this.#connect().request(outgoingHeaders(stream.fields, stream.peer), { endStream: stream.remoteEnded && read.length === 0 });
     } catch {
       // a header node:http2 will not send (an invalid name or value): what nghttp2 answers it with
       return stream.reset(ErrorCode.PROTOCOL_ERROR);
     }
+    this.#open++;
+    upstream.once('close', () => this.#open--);
     const passed = new PassThrough(stream, upstream);
     stream.handler = passed;
     for (const chunk of read) passed.onData(chunk);
@@ -119,6 +129,8 @@ class PassThrough implements StreamHandler {
   }
 
   onData(chunk: Buffer): void {
+    // grpc-js holds the request (and then its answer) until the call ends: the connection's memory counts it
+    this.stream.retain(chunk.length);
     this.upstream.write(chunk, () => this.stream.consumed(chunk.length));
   }
 

@@ -10,6 +10,7 @@ import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { GrpcJsConnection } from './forward.ts';
 import { H2Connection, type H2Stream } from '../h2/connection.ts';
+import type { ServerLimits } from '../h2/limits.ts';
 import { refusal, type Refusal } from './refusals.ts';
 
 export interface FrontDoorTls {
@@ -27,8 +28,7 @@ export interface FrontDoorOptions {
   faults: FaultOptions;
   /** answer qualifying SayHellos here; false sends every call to grpc-js */
   fastPath: boolean;
-  /** per connection (h2/limits.ts has the default) */
-  maxConcurrentStreams?: number;
+  limits: ServerLimits;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
   /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
@@ -71,19 +71,19 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       socket,
       'server',
       {
-        onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector))),
+        onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector, options.limits.maxForwardedStreams))),
         onClose: () => {
           grpcJs?.close();
           sessions.delete(session);
           if (sessions.size === 0) allClosed?.();
         },
       },
-      options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {},
+      options.limits,
     );
     sessions.add(session);
   };
 
-  const listener = options.tls ? await tlsListener(options.tls, accept) : createNetServer(accept);
+  const listener = options.tls ? await tlsListener(options.tls, options.limits.handshakeTimeoutMs, accept) : createNetServer(accept);
   listener.on('error', () => {}); // accept errors (EMFILE) are not the server's end
   const port = await listen(listener, options.host, options.port);
   return {
@@ -105,13 +105,15 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   };
 }
 
-async function tlsListener(tls: FrontDoorTls, accept: (socket: Socket) => void): Promise<NetServer> {
+async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept: (socket: Socket) => void): Promise<NetServer> {
   const { createServer } = await import('node:tls');
   const mtls = tls.clientCa !== undefined;
   const server = createServer({
     cert: tls.cert,
     key: tls.key,
     ALPNProtocols: ['h2'],
+    // (0 is "no limit" for the connection's own handshake timeout; node:tls would read it as at once)
+    handshakeTimeout: handshakeTimeoutMs > 0 ? handshakeTimeoutMs : 2 ** 31 - 1,
     ...(mtls ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
   });
   server.on('secureConnection', (socket: TLSSocket) => {

@@ -11,6 +11,7 @@ import { jsonLineWriter, lineBatcher } from './access-log.ts';
 import { autoWorkers, isWorker, onCommand, report, startWorkers } from './cluster.ts';
 import type { RunningServer, ServerOptions } from './server.ts';
 import { RUNTIME_V8_FLAGS } from './v8-flags.ts';
+import { DEFAULT_SERVER_LIMITS } from '../h2/limits.ts';
 
 const ENV_PREFIX = 'HELLO_SERVER_';
 
@@ -26,6 +27,12 @@ export const serverFlags = {
   fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls answered with -fail_code', arg: '0..1' },
   fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
   access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
+  max_concurrent_streams: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxConcurrentStreams, min: 1, max: 2 ** 31 - 1, describe: 'HTTP/2 streams one connection may have open (past it: REFUSED_STREAM)', arg: 'n' },
+  max_header_list_size: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxHeaderListSize, min: 4096, max: 16 * 1024 * 1024, describe: 'request header list size, bytes (past it the stream is reset)', arg: 'bytes' },
+  max_connection_memory: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxConnectionMemory, min: 65_536, max: 2 ** 31 - 1, describe: 'bytes one connection may hold for its client (past it: new streams refused)', arg: 'bytes' },
+  max_forwarded_streams: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxForwardedStreams, min: 1, max: 2 ** 31 - 1, describe: 'streams of one connection served by grpc-js at once: all but plain SayHello (past it: REFUSED_STREAM)', arg: 'n' },
+  handshake_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.handshakeTimeoutMs / 1000, min: 0, max: 3600, describe: 'a new connection must finish TLS and start HTTP/2 within this (0: no limit)' },
+  idle_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.idleTimeoutMs / 1000, min: 0, max: 2_000_000, describe: 'close a connection (GOAWAY) with no RPC for this long (0: never)' },
   workers: { kind: 'int', default: 0, min: 0, max: 64, describe: 'processes serving the port: 1 serves in this process; 0 one per CPU available (at most 4, and as many as the memory limit holds)', arg: 'n' },
 } as const satisfies FlagTable;
 
@@ -65,6 +72,16 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
     hostname: hostname(),
     accessLog: flags.access_log ? jsonLineWriter(stdoutLines.write) : null,
     workers: flags.workers === 0 ? autoWorkers() : flags.workers,
+    limits: {
+      maxConcurrentStreams: flags.max_concurrent_streams,
+      maxHeaderListSize: flags.max_header_list_size,
+      // a block within the list size, and room for HPACK's own bytes
+      maxHeaderBlock: flags.max_header_list_size + 65_536,
+      maxConnectionMemory: flags.max_connection_memory,
+      maxForwardedStreams: flags.max_forwarded_streams,
+      handshakeTimeoutMs: flags.handshake_timeout * 1000,
+      idleTimeoutMs: flags.idle_timeout * 1000,
+    },
   };
 }
 

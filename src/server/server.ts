@@ -3,6 +3,7 @@
 // grpc-js serves every call the fast path does not answer; it listens on no port of its own. Connections come in through the front door
 // (front-door.ts: our own HTTP/2, which answers plain SayHellos itself) and reach grpc-js in memory.
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { DEFAULT_SERVER_LIMITS, type ServerLimits } from '../h2/limits.ts';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { GREETER_SERVICE, greeterService, reflectedPackages } from '../proto.ts';
@@ -25,8 +26,8 @@ export interface ServerOptions extends FaultOptions {
   accessLog: ((entry: AccessLogEntry) => void) | null;
   /** answer plain SayHellos in the front door (fast-path.ts); default true */
   fastPath?: boolean;
-  /** streams a connection may have open at once; default as good as unlimited (h2/session.ts) */
-  maxConcurrentStreams?: number;
+  /** HTTP/2 limits per connection (h2/limits.ts has the defaults) */
+  limits?: Partial<ServerLimits>;
 }
 
 export interface RunningServer {
@@ -83,7 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     hostname: options.hostname,
     faults: options,
     fastPath,
-    ...(options.maxConcurrentStreams ? { maxConcurrentStreams: options.maxConcurrentStreams } : {}),
+    limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
     methodPaths,
     streamingPaths,
     tracker,
