@@ -15,6 +15,7 @@ import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
 import { decodeHelloReply, encodeHelloRequest } from '../src/client/codec.ts';
 import { frame } from '../src/grpc-frame.ts';
 import { percentDecode } from '../src/client/call.ts';
+import { Code, exitCodeForStatus } from '../src/status.ts';
 import { grpcTimeout } from '../src/grpc-timeout.ts';
 import { sniFor, testServerKeyPair } from '../src/tls.ts';
 import { clientPki } from './helpers/client-pki.ts';
@@ -114,7 +115,7 @@ describe('what the server receives (a plain HTTP/2 server looks at the request)'
         '-H', 'end-user: jason', '-H', 'X-Multi: a', '-H', 'x-multi:b', '-H', 'trace-bin: AAEC/w==', '-H', 'empty:',
         'Jason',
       ]);
-      expect(r.stdout).toMatch(/^Greeting: Hello raw \(\d/);
+      expect(r.stdout).toMatch(/^Greeting: Hello raw \(answer without a hostname, \d/);
       const { headers, body } = raw.requests[0]!;
       expect(headers[':method']).toBe('POST');
       expect(headers[':path']).toBe('/helloworld.Greeter/SayHello');
@@ -439,7 +440,7 @@ describe.concurrent('localhost', () => {
       const ok = await client(['-tls', '-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
       expect(ok.json().requests[0]).toMatchObject({ ok: true, hostname: 'v6-tls', attempts: 1 });
       const r = await client(['-server_addr', `localhost:${server.port}`, '-timeout', '0.5', '-json']);
-      expect(r.json().requests[0]!.details).toBe('deadline exceeded after 0.5s: 1 attempt, last failure: server speaks TLS? try -tls');
+      expect(r.json().requests[0]!.details).toBe('server speaks TLS? try -tls');
     } finally {
       server.forceShutdown();
     }
@@ -582,7 +583,7 @@ describe('-health', () => {
   test('SERVING: status line, exit 0', async () => {
     const r = await client(['-server_addr', plain.address, '-health']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^status: SERVING \([\d.]+ ms\)\n$/); // grpc-health-check sends no hostname
+    expect(r.stdout).toMatch(/^status: SERVING \(answer without a hostname, [\d.]+ ms\)\n$/); // grpc-health-check sends no hostname
   });
 
   test('NOT_SERVING: exit 1 with a clear line; -json says so', async () => {
@@ -642,10 +643,54 @@ describe('expectations', () => {
     expect(failing.stderr).toMatch(/request 1: ended UNAVAILABLE, expected OK/);
   });
 
+  // issue 18: the README's one-line fault check must not pass for a typo'd Service name or a dead pod
+  test('a request that never reached a server meets no expectation, DEADLINE_EXCEEDED included', async () => {
+    for (const addr of ['no-such-service.invalid:10000', `127.0.0.1:${await freePort()}`]) {
+      const r = await client(['-server_addr', addr, '-timeout', '1', '-expect_code', 'DEADLINE_EXCEEDED', '-expect_min_latency', '0.9', '-json']);
+      expect(r.code, addr).toBe(1);
+      expect(r.json().requests[0]).toMatchObject({ status: 'DEADLINE_EXCEEDED', reached: false, answered_by: 'none' });
+      expect(r.stderr).toMatch(/^expectation not met: request 1: never reached a server \(deadline exceeded after 1s: /m);
+    }
+  });
+
+  test('a deadline met while the server holds the call: reached, answered by none', async () => {
+    const r = await client(['-server_addr', plain.address, '-timeout', '0.3', '-H', 'x-helloworld-delay-ms: 2000', '-json', '-expect_code', 'DEADLINE_EXCEEDED', '-expect_answered_by', 'none']);
+    expect(r.code).toBe(0);
+    expect(r.json().requests[0]).toMatchObject({ reached: true, answered_by: 'none', envoy: false });
+  });
+
+  test('who answered: this server, or something in between (an Envoy fault abort, imitated)', async () => {
+    const ours = await client(['-server_addr', plain.address, '-json', '-expect_answered_by', 'server']);
+    expect(ours.code).toBe(0);
+    expect(ours.json().requests[0]).toMatchObject({ reached: true, answered_by: 'server', hostname: 'pod-a', envoy: false });
+    // what Envoy's fault filter sends for an abort: trailers-only, with its own `server` header, no hostname
+    const envoy = await rawH2Server((stream) =>
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'fault filter abort', server: 'envoy' }, { endStream: true }),
+    );
+    try {
+      const r = await client(['-server_addr', envoy.address, '-json', '-expect_code', 'UNAVAILABLE', '-expect_answered_by', 'other']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json().requests[0]).toMatchObject({ status: 'UNAVAILABLE', reached: true, answered_by: 'other', hostname: null, envoy: true });
+      const text = await client(['-server_addr', envoy.address]);
+      expect(text.stderr).toMatch(/^could not greet: UNAVAILABLE: fault filter abort \(answer without a hostname via Envoy, [\d.]+ ms\)$/m);
+      const wrong = await client(['-server_addr', envoy.address, '-expect_code', 'UNAVAILABLE', '-expect_answered_by', 'server']);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/^expectation not met: request 1: answered by other, expected server$/m);
+    } finally {
+      await envoy.close();
+    }
+  });
+
+  test('-expect_answered_by takes server, other or none', async () => {
+    const r = await client(['-server_addr', plain.address, '-expect_answered_by', 'mesh']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/invalid value "mesh" for -expect_answered_by: want server, other, none/);
+  });
+
   test('several codes: any of them', async () => {
     const r = await client(['-server_addr', plain.address, '-H', 'x-helloworld-fail-code: 14', '-expect_code', 'OK,UNAVAILABLE', '-json']);
     expect(r.code).toBe(0);
-    expect(r.json().expectations).toEqual({ codes: ['OK', 'UNAVAILABLE'], min_latency_ms: null, max_latency_ms: null, met: true, failures: [] });
+    expect(r.json().expectations).toEqual({ codes: ['OK', 'UNAVAILABLE'], min_latency_ms: null, max_latency_ms: null, answered_by: null, met: true, failures: [] });
   });
 });
 
@@ -710,23 +755,33 @@ describe.concurrent('TLS and mTLS', () => {
 });
 
 describe.concurrent('transport failures in words', () => {
-  test('plaintext client, TLS server: "server speaks TLS? try -tls"', async ({ expect }) => {
-    const r = await client(['-server_addr', tls.address, '-timeout', '0.5', '-json']);
-    expect(r.code).toBe(68);
-    expect(r.json().requests[0]!.details).toBe('deadline exceeded after 0.5s: 1 attempt, last failure: server speaks TLS? try -tls');
+  // a server that speaks something else will not change its mind: UNAVAILABLE at once, not retried until the
+  // deadline (-timeout 10 would otherwise wait 10 s), and no expectation can be met by it
+  test('plaintext client, TLS server: "server speaks TLS? try -tls", UNAVAILABLE at once', async ({ expect }) => {
+    const r = await client(['-server_addr', tls.address, '-timeout', '10', '-json']);
+    expect(r.code).toBe(exitCodeForStatus(Code.UNAVAILABLE));
+    expect(r.json().requests[0]).toMatchObject({ details: 'server speaks TLS? try -tls', attempts: 1, reached: false, answered_by: 'none' });
+    expect(r.json().requests[0]!.latency_ms).toBeLessThan(5000);
+    // no server reached: an expectation of that very status is not met
+    const expected = await client(['-server_addr', tls.address, '-timeout', '10', '-expect_code', 'UNAVAILABLE']);
+    expect(expected.code).toBe(1);
+    expect(expected.stderr).toMatch(/expectation not met: request 1: never reached a server \(server speaks TLS\? try -tls\)/);
   });
 
-  test('TLS client, plaintext server: "server does not speak TLS? try without -tls"', async ({ expect }) => {
-    const r = await client(['-server_addr', plain.address, '-tls', '-timeout', '0.5', '-json']);
-    expect(r.json().requests[0]!.details).toBe('deadline exceeded after 0.5s: 1 attempt, last failure: server does not speak TLS? try without -tls');
+  test('TLS client, plaintext server: "server does not speak TLS? try without -tls", UNAVAILABLE at once', async ({ expect }) => {
+    const r = await client(['-server_addr', plain.address, '-tls', '-timeout', '10', '-json']);
+    expect(r.code).toBe(exitCodeForStatus(Code.UNAVAILABLE));
+    expect(r.json().requests[0]).toMatchObject({ details: 'server does not speak TLS? try without -tls', attempts: 1 });
+    expect(r.json().requests[0]!.latency_ms).toBeLessThan(5000);
   });
 
-  test('an HTTP/1 server: says so', async ({ expect }) => {
+  test('an HTTP/1 server: says so, UNAVAILABLE at once', async ({ expect }) => {
     const web = createHttpServer((_, res) => res.end('hello'));
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
     try {
-      const r = await client(['-server_addr', `127.0.0.1:${(web.address() as AddressInfo).port}`, '-timeout', '0.5', '-json']);
-      expect(r.json().requests[0]!.details).toMatch(/last failure: the server speaks HTTP\/1.1, not HTTP\/2: not a gRPC server\?$/);
+      const r = await client(['-server_addr', `127.0.0.1:${(web.address() as AddressInfo).port}`, '-timeout', '10', '-json']);
+      expect(r.code).toBe(exitCodeForStatus(Code.UNAVAILABLE));
+      expect(r.json().requests[0]!.details).toBe('the server speaks HTTP/1.1, not HTTP/2: not a gRPC server?');
     } finally {
       web.close();
     }

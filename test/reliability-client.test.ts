@@ -98,6 +98,8 @@ const USAGE = 2;
 const DEADLINE_EXCEEDED = 64 + 4;
 const UNIMPLEMENTED = 64 + 12;
 const UNKNOWN = 64 + 2;
+/** a server that speaks something else (TLS, plaintext, HTTP/1): not retried */
+const UNAVAILABLE = 64 + 14;
 const TIMEOUT = ['-timeout', '1.5'];
 
 type Row = [name: string, args: (t: Targets) => string[], code: number, message: RegExp];
@@ -160,8 +162,8 @@ const network: Row[] = [
   ['unresolvable host (.invalid)', () => ['-server_addr', 'no-such-host.invalid:10000', ...TIMEOUT], DEADLINE_EXCEEDED, /last failure: cannot resolve host no-such-host.invalid/],
   ['a server that accepts and never answers', (t) => ['-server_addr', t.silent, ...TIMEOUT], DEADLINE_EXCEEDED, /deadline exceeded after 1.5s/],
   ['a server that hangs up at once', (t) => ['-server_addr', t.slam, ...TIMEOUT], DEADLINE_EXCEEDED, /deadline exceeded after 1.5s: \d attempts?, last failure: /],
-  ['plaintext client, TLS server', (t) => ['-server_addr', t.tls, ...TIMEOUT], DEADLINE_EXCEEDED, /server speaks TLS\? try -tls/],
-  ['TLS client, plaintext server', (t) => ['-server_addr', t.plain, '-tls', ...TIMEOUT], DEADLINE_EXCEEDED, /server does not speak TLS\? try without -tls/],
+  ['plaintext client, TLS server', (t) => ['-server_addr', t.tls, ...TIMEOUT], UNAVAILABLE, /server speaks TLS\? try -tls/],
+  ['TLS client, plaintext server', (t) => ['-server_addr', t.plain, '-tls', ...TIMEOUT], UNAVAILABLE, /server does not speak TLS\? try without -tls/],
   ['wrong CA', (t) => ['-server_addr', t.tls, '-tls', '-ca_file', t.pki.otherCa, ...TIMEOUT], DEADLINE_EXCEEDED, /server certificate signed by unknown authority \(try -ca_file\)/],
   ['expired server certificate', (t) => ['-server_addr', t.expired, '-tls', '-ca_file', certs('ca.pem'), ...TIMEOUT], DEADLINE_EXCEEDED, /server certificate has expired/],
   ['server certificate for another name', (t) => ['-server_addr', t.wrongName, '-tls', ...TIMEOUT], DEADLINE_EXCEEDED, /server certificate is not valid for "x.test.youtube.com" \(it is for DNS:wrong-name.invalid\)/],
@@ -169,7 +171,7 @@ const network: Row[] = [
   ['mTLS server, no client certificate', (t) => ['-server_addr', t.mtls, '-tls', ...TIMEOUT], DEADLINE_EXCEEDED, /server requires a client certificate \(mTLS\): try -cert_file and -key_file/],
   ['mTLS server, client certificate from another CA', (t) => ['-server_addr', t.mtls, '-tls', '-cert_file', t.pki.wrongCaClient.cert, '-key_file', t.pki.wrongCaClient.key, ...TIMEOUT], DEADLINE_EXCEEDED, /the server closed the connection after the TLS handshake \(127.0.0.1:\d+\): it does not accept this client certificate\?/],
   ['mTLS server, self-signed client certificate', (t) => ['-server_addr', t.mtls, '-tls', '-cert_file', t.pki.selfSignedClient.cert, '-key_file', t.pki.selfSignedClient.key, ...TIMEOUT], DEADLINE_EXCEEDED, /the server closed the connection after the TLS handshake \(127.0.0.1:\d+\): it does not accept this client certificate\?/],
-  ['an HTTP/1.1 server (node:http)', (t) => ['-server_addr', t.http1, ...TIMEOUT], DEADLINE_EXCEEDED, /the server speaks HTTP\/1.1, not HTTP\/2: not a gRPC server\?/],
+  ['an HTTP/1.1 server (node:http)', (t) => ['-server_addr', t.http1, ...TIMEOUT], UNAVAILABLE, /the server speaks HTTP\/1.1, not HTTP\/2: not a gRPC server\?/],
   ['an HTTP/2 server answering 404 (text/html)', (t) => ['-server_addr', t.h2NotFound, ...TIMEOUT], UNIMPLEMENTED, /^could not greet: UNIMPLEMENTED: the server answered HTTP 404 \(text\/html\) without a gRPC status/],
   ['an HTTP/2 server answering an HTML page', (t) => ['-server_addr', t.h2Html, ...TIMEOUT], UNKNOWN, /^could not greet: UNKNOWN: the server answered HTTP 200 \(text\/html; charset=utf-8\), not application\/grpc: not a gRPC server\?/],
 ];

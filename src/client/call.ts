@@ -33,6 +33,10 @@ export interface Answer {
   hostname?: string;
   /** the response message (without the prefix); only with code OK */
   message?: Buffer;
+  /** response headers arrived: something spoke HTTP/2 back (false: the status is the client's own reading) */
+  answered: boolean;
+  /** Envoy's response headers were seen (`server: envoy`, `x-envoy-*`): a sidecar or gateway was in the path */
+  envoy: boolean;
 }
 
 export interface CallOptions {
@@ -78,16 +82,17 @@ export function unaryCall(session: H2Session, request: UnaryRequest, options: Ca
         onClose: (ending) => {
           signal.removeEventListener('abort', onAbort);
           if (signal.aborted) return; // rejected already
-          if (ending.headersTooLarge) return resolve({ code: Code.RESOURCE_EXHAUSTED, details: ending.error?.message ?? 'response headers too large' });
+          const unanswered = { answered: false, envoy: false };
+          if (ending.headersTooLarge) return resolve({ code: Code.RESOURCE_EXHAUSTED, details: ending.error?.message ?? 'response headers too large', ...unanswered });
           if (!response) {
             const words = ending.error ? explainTransportError(ending.error, options.context) : closedWithoutAnswer(ending.rstCode);
             // never processed (never written, refused, above a GOAWAY's last stream): sent again at once, as gRPC's transparent retries
             if (!ending.sent) return reject(new TransportFailure(`no answer: ${words}`, true));
             // sent and then lost: the server may have run it, so it is not sent again unless -retry_on says so
             if (ending.connectionLost || ending.rstCode === ErrorCode.NO_ERROR) {
-              return resolve({ code: Code.UNAVAILABLE, details: `the connection was lost after the request was sent: ${words}` });
+              return resolve({ code: Code.UNAVAILABLE, details: `the connection was lost after the request was sent: ${words}`, ...unanswered });
             }
-            return resolve({ code: rstToGrpcCode(ending.rstCode), details: `no answer: ${words}` });
+            return resolve({ code: rstToGrpcCode(ending.rstCode), details: `no answer: ${words}`, ...unanswered });
           }
           resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, context: options.context }));
         },
@@ -137,7 +142,8 @@ type Ending = StreamEnding & { tooLarge: boolean; context: ErrorContext };
 /** The answer from the response headers, trailers and body; exported for tests of odd servers. */
 export function readAnswer(response: Headers, trailers: Headers | undefined, body: Buffer, ending: Ending): Answer {
   const hostname = header(trailers, 'hostname') ?? header(response, 'hostname');
-  const withHost = (a: Answer): Answer => (hostname === undefined ? a : { ...a, hostname });
+  const envoy = viaEnvoy(response) || (trailers !== undefined && viaEnvoy(trailers));
+  const withHost = (a: Omit<Answer, 'answered' | 'envoy'>): Answer => ({ ...a, ...(hostname === undefined ? {} : { hostname }), answered: true, envoy });
   const httpStatus = Number(response[':status']);
   const contentType = header(response, 'content-type') ?? '';
   const isGrpc = /^application\/grpc([+;]|$)/i.test(contentType);
@@ -191,6 +197,13 @@ function readMessages(body: Buffer, encoding: string | undefined): Buffer[] | st
     at += 5 + length;
   }
   return out;
+}
+
+/** Envoy's marks on an answer: its `server` header (a fault abort or a local reply) or its `x-envoy-` headers. */
+function viaEnvoy(headers: Headers): boolean {
+  if (header(headers, 'server') === 'envoy') return true;
+  for (const name in headers) if (name.startsWith('x-envoy-')) return true;
+  return false;
 }
 
 function header(headers: Headers | undefined, key: string): string | undefined {

@@ -5,10 +5,10 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { MIN_TLS_VERSION, sniFor } from '../tls.ts';
-import { diagnosePlaintext, explainTransportError, type ErrorContext } from './explain.ts';
+import { diagnosePlaintext, explainTransportError, isProtocolMismatch, type ErrorContext } from './explain.ts';
 import { H2Session } from './h2/session.ts';
 import type { ClientTls, Target } from './options.ts';
-import { TransportFailure } from './reconnect.ts';
+import { ProtocolMismatch, TransportFailure } from './reconnect.ts';
 
 interface Attempt {
   session: H2Session;
@@ -97,7 +97,8 @@ export class Connection {
             if (!wasConnecting) return;
             // every address unreachable: the first one's failure; otherwise what the last one did
             const unreachable = firstFailure !== undefined && isUnreachable(failure);
-            void this.#explainFailure(unreachable ? firstFailure : failure, handshakeDone, host).then((words) => reject(new TransportFailure(words)));
+            const why = unreachable ? firstFailure : failure;
+            void this.#explainFailure(why, handshakeDone, host).then(({ words, mismatch }) => reject(mismatch ? new ProtocolMismatch(words) : new TransportFailure(words)));
           },
         });
         attempt.session = session;
@@ -113,26 +114,27 @@ export class Connection {
     return attempt;
   }
 
-  async #explainFailure(failure: unknown, handshakeDone: boolean, host: string): Promise<string> {
+  /** Words for a failed connection; `mismatch` when the server speaks something else (TLS, plaintext, HTTP/1): trying again will not help. */
+  async #explainFailure(failure: unknown, handshakeDone: boolean, host: string): Promise<{ words: string; mismatch: boolean }> {
     const code = (failure as { code?: string } | undefined)?.code;
     const suspicious = failure === undefined || code === 'ERR_H2_NOT_HTTP2' || code === 'ECONNRESET';
     if (!this.tls && suspicious) {
       // closed before any HTTP/2 from the server, or answered with something else: look once what listens there
       const diagnosis = (this.#diagnosis ??= diagnosePlaintext(this.target, DIAGNOSIS_MS, host).catch(() => undefined));
       const words = await diagnosis;
-      if (words) return words;
+      if (words) return { words, mismatch: true };
       if (this.#diagnosis === diagnosis) this.#diagnosis = undefined; // nothing found: look again next time
     }
     if ((failure === undefined || code === 'ECONNRESET') && this.tls && handshakeDone) {
       // Node's TLS servers check a client certificate after the handshake and close without an alert, or
       // with one the reset loses (the server closes with our HTTP/2 preface unread: RST, not FIN)
       const hint = this.tls.cert ? 'it does not accept this client certificate?' : 'it requires a client certificate? try -cert_file and -key_file';
-      return `the server closed the connection after the TLS handshake (${this.target.address}): ${hint}`;
+      return { words: `the server closed the connection after the TLS handshake (${this.target.address}): ${hint}`, mismatch: false };
     }
     if (failure === undefined) {
-      return `connection closed by the server before HTTP/2 started (${this.target.address})${this.tls ? '' : ': a TLS server? try -tls'}`;
+      return { words: `connection closed by the server before HTTP/2 started (${this.target.address})${this.tls ? '' : ': a TLS server? try -tls'}`, mismatch: false };
     }
-    return explainTransportError(failure, this.#context);
+    return { words: explainTransportError(failure, this.#context), mismatch: isProtocolMismatch(failure) };
   }
 }
 

@@ -1,7 +1,8 @@
-// -expect_code, -expect_min_latency, -expect_max_latency: the assertion an e2e script would otherwise write
-// around the client, built in so a scenario is one command in a pod (`/client -timeout 1 -expect_code
-// DEADLINE_EXCEEDED`). Every request must meet every expectation given; with only latencies expected,
-// requests must also end OK (and, with -health, SERVING).
+// -expect_code, -expect_min_latency, -expect_max_latency, -expect_answered_by: the assertion an e2e script
+// would otherwise write around the client, built in so a scenario is one command in a pod (`/client -timeout 1
+// -expect_code DEADLINE_EXCEEDED`). Every request must meet every expectation given; with only latencies
+// expected, requests must also end OK (and, with -health, SERVING). A request that never reached a server
+// meets none: a typo'd Service name must not pass for an injected delay.
 import { statusName } from '../status.ts';
 import type { Expectations } from './options.ts';
 import { formatMs } from './report.ts';
@@ -18,6 +19,11 @@ export function checkExpectations(results: readonly RequestResult[], e: Expectat
   const expected = e.codes.map(statusName).join(' or ');
   for (const r of results) {
     const misses: string[] = [];
+    if (!r.reached) {
+      failures.push(`request ${r.index}: never reached a server (${r.details})`);
+      continue;
+    }
+    if (e.answeredBy !== undefined && r.answeredBy !== e.answeredBy) misses.push(`answered by ${r.answeredBy}, expected ${e.answeredBy}`);
     if (!e.codes.includes(r.code)) misses.push(`ended ${statusName(r.code)}, expected ${expected}`);
     else if (r.code === 0 && !r.ok) misses.push(`answered ${r.message}, expected SERVING`);
     if (e.minLatencyMs !== undefined && r.latencyMs < e.minLatencyMs) {

@@ -113,6 +113,14 @@ function firstLine(text: string | undefined): string {
   return ssl ? ssl[1]! : line;
 }
 
+/** The server speaks something else than the client asked for: plaintext to TLS, HTTP/1, TLS without h2. */
+export function isProtocolMismatch(err: unknown): boolean {
+  const e = err as { code?: string; firstBytes?: Buffer } | undefined;
+  const code = e?.code ?? '';
+  if (NOT_TLS.has(code) || code === 'ERR_H2_NO_ALPN' || code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') return true;
+  return code === 'ERR_H2_NOT_HTTP2' && e?.firstBytes !== undefined && http1Server(e.firstBytes.toString('latin1')) !== undefined;
+}
+
 /**
  * A plaintext connection that the server closed, or answered with something that is not HTTP/2: look at
  * what listens there, once, within `ms`. A TLS handshake that completes: the server speaks TLS. Otherwise

@@ -39,6 +39,7 @@ export const clientFlags = {
   expect_code: { kind: 'string', arg: 'CODE[,CODE]', describe: 'exit 0 only if every request ends with (one of) these statuses' },
   expect_min_latency: { kind: 'seconds', min: 0, describe: 'exit 0 only if every request takes at least this long' },
   expect_max_latency: { kind: 'seconds', min: 0, describe: 'exit 0 only if every request takes at most this long' },
+  expect_answered_by: { kind: 'string', arg: 'server|other|none', describe: 'exit 0 only if every request was answered by a grpc-helloworld server, by something else (a mesh abort, a proxy), or by nothing' },
 } as const satisfies FlagTable;
 
 export interface Target {
@@ -58,11 +59,17 @@ export interface ClientTls {
 
 export type CallKind = { kind: 'hello'; name: string } | { kind: 'health'; service: string };
 
+/** Who answered a request (run.ts, RequestResult.answeredBy). */
+export const ANSWERED_BY = ['server', 'other', 'none'] as const;
+export type AnsweredBy = (typeof ANSWERED_BY)[number];
+
 export interface Expectations {
   /** every request ends with one of these codes (OK when only latencies are expected) */
   codes: number[];
   minLatencyMs?: number;
   maxLatencyMs?: number;
+  /** every request was answered by this (a server, something else in between, nothing) */
+  answeredBy?: AnsweredBy;
 }
 
 export interface ClientOptions {
@@ -106,7 +113,11 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
   }
 
   const expectCodes = flags.expect_code === undefined ? undefined : parseCodes([flags.expect_code], '-expect_code', true);
-  const expecting = expectCodes !== undefined || flags.expect_min_latency !== undefined || flags.expect_max_latency !== undefined;
+  const answeredBy = flags.expect_answered_by;
+  if (answeredBy !== undefined && !(ANSWERED_BY as readonly string[]).includes(answeredBy)) {
+    throw new UsageError(`invalid value ${JSON.stringify(answeredBy)} for -expect_answered_by: want ${ANSWERED_BY.join(', ')}`);
+  }
+  const expecting = expectCodes !== undefined || flags.expect_min_latency !== undefined || flags.expect_max_latency !== undefined || answeredBy !== undefined;
   if (flags.expect_min_latency !== undefined && flags.expect_max_latency !== undefined && flags.expect_min_latency > flags.expect_max_latency) {
     throw new UsageError('-expect_min_latency is more than -expect_max_latency: no request can meet both');
   }
@@ -136,6 +147,7 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
             codes: expectCodes ?? [0],
             ...(flags.expect_min_latency !== undefined ? { minLatencyMs: flags.expect_min_latency * 1000 } : {}),
             ...(flags.expect_max_latency !== undefined ? { maxLatencyMs: flags.expect_max_latency * 1000 } : {}),
+            ...(answeredBy !== undefined ? { answeredBy: answeredBy as AnsweredBy } : {}),
           },
         }
       : {}),

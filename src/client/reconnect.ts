@@ -39,6 +39,14 @@ export class TransportFailure extends Retryable {
   override name = 'TransportFailure';
 }
 
+/**
+ * The server speaks something else than asked for (TLS to a plaintext client, plaintext to a TLS one, HTTP/1,
+ * TLS without h2): not transient, so not retried; the request ends UNAVAILABLE with these words at once.
+ */
+export class ProtocolMismatch extends Error {
+  override name = 'ProtocolMismatch';
+}
+
 /** A request answered with a status that -retry_on lists. */
 export class RetryableStatus extends Retryable {
   override name = 'RetryableStatus';

@@ -77,7 +77,19 @@ export function formatMs(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(1);
 }
 
-const from = (r: RequestResult) => `(${r.hostname !== undefined ? `from ${r.hostname}, ` : ''}${formatMs(r.latencyMs)} ms)`;
+/** Who answered, and how long it took: "(from pod-a, 1.20 ms)", "(no server reached, 1000.0 ms)". */
+function from(r: RequestResult): string {
+  const envoy = r.envoy ? ' via Envoy' : '';
+  const who =
+    r.hostname !== undefined
+      ? `from ${r.hostname}${envoy}`
+      : r.answeredBy === 'other'
+        ? `answer without a hostname${envoy}`
+        : r.reached
+          ? 'no answer'
+          : 'no server reached';
+  return `(${who}, ${formatMs(r.latencyMs)} ms)`;
+}
 
 /** The line for one request, and whether it goes to stdout (OK) or stderr. */
 export function requestLine(r: RequestResult, options: Pick<ClientOptions, 'call'>): { text: string; stream: 'stdout' | 'stderr' } {
@@ -142,6 +154,9 @@ export function jsonDocument(
       status: statusName(r.code),
       details: r.details,
       hostname: r.hostname ?? null,
+      reached: r.reached,
+      answered_by: r.answeredBy,
+      envoy: r.envoy,
       message: r.message ?? null,
       ok: r.ok,
     })),
@@ -160,6 +175,7 @@ export function jsonDocument(
             codes: e.codes.map(statusName),
             min_latency_ms: e.minLatencyMs ?? null,
             max_latency_ms: e.maxLatencyMs ?? null,
+            answered_by: e.answeredBy ?? null,
             met: expectation.met,
             failures: expectation.failures,
           }

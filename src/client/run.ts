@@ -7,11 +7,13 @@ import { Code, statusName } from '../status.ts';
 import { unaryCall, type Answer, type UnaryRequest } from './call.ts';
 import { decodeHealthCheckResponse, decodeHelloReply, encodeHealthCheckRequest, encodeHelloRequest, servingStatusName } from './codec.ts';
 import { Connection } from './connection.ts';
-import type { ClientOptions } from './options.ts';
-import { RetryableStatus, sleep, withRetries } from './reconnect.ts';
+import type { AnsweredBy, ClientOptions } from './options.ts';
+import { ProtocolMismatch, RetryableStatus, sleep, withRetries } from './reconnect.ts';
 import { USER_AGENT } from './version.ts';
 
 export const SERVING = 1;
+
+type Outcome = Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts' | 'reached'>;
 
 export interface RequestResult {
   /** 1 for the first request */
@@ -26,6 +28,16 @@ export interface RequestResult {
   details: string;
   /** the replica that answered (its `hostname` metadata) */
   hostname?: string;
+  /** the request went out to a peer that spoke HTTP/2 (a server or a proxy); false: no server was reached at all */
+  reached: boolean;
+  /**
+   * Who answered: `server`, a grpc-helloworld server (its `hostname` metadata); `other`, an HTTP/2 answer
+   * without it (a mesh's fault abort, a proxy's own error, another gRPC server, a deadline answered by a
+   * server's transport); `none`, no answer (the client's own deadline, a lost connection, nothing reached).
+   */
+  answeredBy: AnsweredBy;
+  /** Envoy's response headers were seen on the answer (a sidecar or gateway was in the path) */
+  envoy: boolean;
   /** SayHello: the greeting; -health: the serving status name */
   message?: string;
   /** OK, and for -health SERVING too */
@@ -91,13 +103,15 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
   let attempts = 0;
   let phase = 'connecting' as 'connecting' | 'waiting for the answer' | 'backing off'; // set by the attempts
   let lastFailure: string | undefined;
+  let reached = false;
   const context = { target: options.target, ...(options.tls ? { serverName: options.tls.serverName } : {}) };
 
-  const finish = (outcome: Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts'>): RequestResult => ({
+  const finish = (outcome: Outcome): RequestResult => ({
     index,
     start,
     latencyMs: performance.now() - t0,
     attempts,
+    reached,
     ...outcome,
   });
 
@@ -108,6 +122,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
         phase = 'connecting';
         const session = await connection.ready(controller.signal);
         phase = 'waiting for the answer';
+        reached = true; // the peer spoke HTTP/2 (its SETTINGS came) and the request goes out to it
         const a = await unaryCall(session, request, { deadline, signal: controller.signal, context });
         if (a.code !== Code.OK && options.retryOn.has(a.code)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
         return a;
@@ -131,6 +146,10 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
     );
     return finish(fromAnswer(answer, options));
   } catch (err) {
+    if (err instanceof ProtocolMismatch) {
+      log?.(`${tag}${err.message}`);
+      return finish({ code: Code.UNAVAILABLE, details: err.message, ok: false, answeredBy: 'none', envoy: false });
+    }
     if (!(controller.signal.aborted && err === controller.signal.reason)) throw err;
     const after = `deadline exceeded after ${seconds(options.timeoutMs)}`;
     const earlier = lastFailure === undefined ? '' : `${attempts} attempt${attempts === 1 ? '' : 's'}, last failure: ${lastFailure}`;
@@ -140,14 +159,15 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
     else if (phase === 'connecting') details = `${after}: still connecting (${earlier})`;
     else details = `${after}: ${earlier}`;
     log?.(`${tag}${details}`);
-    return finish({ code: Code.DEADLINE_EXCEEDED, details, ok: false });
+    return finish({ code: Code.DEADLINE_EXCEEDED, details, ok: false, answeredBy: 'none', envoy: false });
   } finally {
     cancelTimer();
   }
 }
 
-function fromAnswer(answer: Answer, options: ClientOptions): Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts'> {
-  const host = answer.hostname === undefined ? {} : { hostname: answer.hostname };
+function fromAnswer(answer: Answer, options: ClientOptions): Outcome {
+  const answeredBy: AnsweredBy = answer.hostname !== undefined ? 'server' : answer.answered ? 'other' : 'none';
+  const host = { ...(answer.hostname === undefined ? {} : { hostname: answer.hostname }), answeredBy, envoy: answer.envoy };
   if (answer.code !== Code.OK || !answer.message) return { code: answer.code, details: answer.details, ok: false, ...host };
   try {
     if (options.call.kind === 'health') {

@@ -27,6 +27,9 @@ export interface JsonRequest {
   status: string;
   details: string;
   hostname: string | null;
+  reached: boolean;
+  answered_by: 'server' | 'other' | 'none';
+  envoy: boolean;
   message: string | null;
   ok: boolean;
 }
