@@ -36,3 +36,14 @@ export async function settlesAtMost(read: () => number, limit: number, waitMs = 
   }
   return value;
 }
+
+/** CPU seconds (user + system, /proc/PID/stat utime + stime) the process has used; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ: 100 on every mainstream kernel
+  } catch {
+    return Number.NaN;
+  }
+}
