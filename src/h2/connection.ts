@@ -110,6 +110,8 @@ export class H2Stream {
   dataReceived = 0;
   /** what it counts in the connection's memory besides its queue: its header list and objects, and what its owner retains */
   cost = STREAM_OVERHEAD;
+  /** DATA handed to its owner and not yet consumed */
+  held = 0;
 
   constructor(
     private readonly connection: H2Connection,
@@ -492,6 +494,9 @@ export class H2Connection {
 
   consumed(stream: H2Stream, n: number): void {
     if (this.#closed || n <= 0) return;
+    const released = Math.min(n, stream.held);
+    stream.held -= released;
+    this.#memory -= released;
     this.#giveBack(n);
     if (stream.closed || stream.remoteEnded) return;
     stream.unacknowledged += n;
@@ -515,7 +520,8 @@ export class H2Connection {
   #close(stream: H2Stream, reset?: StreamReset): void {
     if (stream.closed) return;
     stream.state = StreamState.CLOSED;
-    this.#memory -= stream.queued + stream.cost;
+    this.#memory -= stream.queued + stream.cost + stream.held;
+    stream.held = 0;
     stream.queue = [];
     stream.queued = 0;
     this.#streams.delete(stream.id);
@@ -683,9 +689,11 @@ export class H2Connection {
     const { streamId: id, endStream, block, selfDependent } = whole;
     // decoded whatever becomes of the stream: the HPACK table is the connection's
     const fields = this.#decoder.decodeWithinLimit(block);
+    const invalid = this.#decoder.invalidField;
     const stream = this.#streams.get(id);
-    if (!stream) return this.#role === 'server' ? this.#onRequest(id, endStream, fields, selfDependent) : this.#onUnknownStreamHeaders(id);
+    if (!stream) return this.#role === 'server' ? this.#onRequest(id, endStream, fields, selfDependent || invalid !== undefined) : this.#onUnknownStreamHeaders(id);
     if (selfDependent) return this.#streamError(stream, PROTOCOL, 'HEADERS that depend on their own stream');
+    if (invalid) return this.#streamError(stream, PROTOCOL, invalid);
     if (stream.remoteEnded) return this.#streamError(stream, ErrorCode.STREAM_CLOSED, `HEADERS on stream ${id}, which the peer had ended`);
     if (!fields) {
       const what = this.#role === 'client' ? 'response' : 'request';
@@ -718,13 +726,13 @@ export class H2Connection {
   }
 
   /** A new stream from a client. */
-  #onRequest(id: number, endStream: boolean, fields: HeaderList | undefined, selfDependent: boolean): void {
+  #onRequest(id: number, endStream: boolean, fields: HeaderList | undefined, malformed: boolean): void {
     if (id % 2 === 0) throw new H2ProtocolError(`HEADERS on stream ${id}, an even (server-initiated) id`);
     // (ids below the last one may never have been used: only the last one is surely a closed stream)
     if (id === this.#lastPeerStreamId) throw new H2ProtocolError(`HEADERS on stream ${id}, which is closed`, ErrorCode.STREAM_CLOSED);
     if (id < this.#lastPeerStreamId) throw new H2ProtocolError(`HEADERS on stream ${id}, below the last stream opened (${this.#lastPeerStreamId})`);
     this.#lastPeerStreamId = id;
-    if (selfDependent) return this.#provoked(id, PROTOCOL);
+    if (malformed) return this.#provoked(id, PROTOCOL); // (a priority on itself, an invalid name or value)
     if (this.#draining || this.#streams.size >= this.#limits.maxConcurrentStreams) return this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
     if (this.memory > this.#limits.maxConnectionMemory) {
       if (++this.#memoryRefusals > REFUSALS_BEFORE_GOAWAY) throw new H2ProtocolError('streams opened past the connection\'s memory budget', ErrorCode.ENHANCE_YOUR_CALM);
@@ -791,7 +799,11 @@ export class H2Connection {
       return this.#streamError(stream, PROTOCOL, `DATA of ${stream.dataReceived} bytes where content-length said ${declared}`);
     }
     if (data.length < length) this.consumed(stream, length - data.length); // padding is never handed over
-    if (data.length > 0) stream.handler?.onData(data);
+    if (data.length > 0) {
+      stream.held += data.length;
+      this.#memory += data.length;
+      stream.handler?.onData(data);
+    }
     if (end && !stream.closed) this.#remoteEnd(stream);
   }
 

@@ -1,8 +1,8 @@
 // What makes a header list well-formed in HTTP/2 (RFC 9113 §8.2, §8.3): lower-case names of token characters,
-// values without NUL, CR or LF, pseudo-header fields first, only the
-// defined ones and each once, no connection-specific fields, and `te` only as "trailers". A malformed request
-// or response is a stream error of type PROTOCOL_ERROR (§8.1.1). Each check returns why a list is malformed,
-// or undefined when it is not.
+// values without NUL, CR or LF (both checked as the HPACK decoder reads them off the wire), pseudo-header fields
+// first, only the defined ones and each once, no connection-specific fields, and `te` only as "trailers". A
+// malformed request or response is a stream error of type PROTOCOL_ERROR (§8.1.1). Each list check returns
+// why a list is malformed, or undefined when it is not.
 import type { HeaderList } from './hpack.ts';
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -11,9 +11,10 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 const NAME_CHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHAR[c.charCodeAt(0)] = 1;
 
-function badName(name: string): boolean {
+/** A field name HTTP/2 does not allow (a pseudo-header's ':' aside). */
+export function badFieldName(name: string): boolean {
   if (name.length === 0) return true;
-  for (let i = 0; i < name.length; i++) {
+  for (let i = name.charCodeAt(0) === 0x3a && name.length > 1 ? 1 : 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c >= 128 || NAME_CHAR[c] === 0) return true;
   }
@@ -22,7 +23,8 @@ function badName(name: string): boolean {
 
 // (White space at either end, which RFC 9113 §8.2.1 also forbids, is let through, as node:http2 and grpc-go do:
 // gRPC metadata values with it exist, and grpc-js took them before this front door did.)
-function badValue(value: string): boolean {
+/** A field value HTTP/2 does not allow: with NUL, CR or LF. */
+export function badFieldValue(value: string): boolean {
   const n = value.length;
   for (let i = 0; i < n; i++) {
     const c = value.charCodeAt(i);
@@ -31,10 +33,8 @@ function badValue(value: string): boolean {
   return false;
 }
 
-/** The checks every header list shares: names, values, connection-specific fields. */
+/** The checks every header list shares past names and values (checked as they are decoded: hpack.ts): connection-specific fields. */
 function regularField(name: string, value: string): string | undefined {
-  if (badName(name)) return `invalid header name ${JSON.stringify(name)}`;
-  if (badValue(value)) return `invalid value for header ${JSON.stringify(name)}`;
   if (CONNECTION_SPECIFIC.has(name)) return `connection-specific header ${JSON.stringify(name)}`;
   if (name === 'te' && value !== 'trailers') return `te: ${JSON.stringify(value)} (only "trailers" is allowed)`;
   return undefined;
@@ -51,7 +51,6 @@ export function requestMalformed(fields: HeaderList): string | undefined {
       if (regular) return `pseudo-header ${name} after a regular header`;
       if (!REQUEST_PSEUDO.has(name)) return `unknown pseudo-header ${name}`;
       if (seen.has(name)) return `duplicated ${name}`;
-      if (badValue(value)) return `invalid value for ${name}`;
       seen.add(name);
       if (name === ':path' && value === '') return 'empty :path';
       continue;

@@ -3,6 +3,7 @@
 // a peer is a dynamic table size update when that peer's SETTINGS_HEADER_TABLE_SIZE is below the 4,096 it
 // starts from (§4.2): the connection then starts its next header block with TABLE_SIZE_ZERO. Header names and
 // values are octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
+import { badFieldName, badFieldValue } from './fields.ts';
 import { decodeHuffman } from './huffman.ts';
 
 export type HeaderList = Array<[name: string, value: string]>;
@@ -11,8 +12,11 @@ export class HpackError extends Error {
   override name = 'HpackError';
 }
 
+/** A table entry: name, value, and whether each is invalid in HTTP/2 (checked once, when it came off the wire). */
+type Entry = readonly [name: string, value: string, nameBad: boolean, valueBad: boolean];
+
 /** RFC 7541 Appendix A; index i is entry i + 1. */
-const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
+const STATIC_FIELDS: ReadonlyArray<readonly [string, string]> = [
   [':authority', ''],
   [':method', 'GET'],
   [':method', 'POST'],
@@ -76,6 +80,8 @@ const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   ['www-authenticate', ''],
 ];
 
+const STATIC_TABLE: readonly Entry[] = STATIC_FIELDS.map(([name, value]) => [name, value, false, false]);
+
 const ENTRY_OVERHEAD = 32; // RFC 7541 4.1
 const MAX_INTEGER = 0xffff_ffff;
 const MAX_CONTINUATION_OCTETS = 5; // 35 bits: room for 2^32 - 1 above any prefix, and a bound on the loop
@@ -88,7 +94,8 @@ export class HpackDecoder {
   #capacity: number;
   #size = 0;
   /** the dynamic table, oldest entry first (RFC index 62 is the last element) */
-  readonly #entries: Array<readonly [string, string]> = [];
+  readonly #entries: Entry[] = [];
+  #invalid: string | undefined;
   #block: Buffer = EMPTY;
   #pos = 0;
 
@@ -101,6 +108,16 @@ export class HpackDecoder {
   /** Decodes one complete header block (HEADERS + CONTINUATION payloads joined). Throws HpackError on any malformed input; the dynamic table state persists across blocks (one decoder per connection). */
   decode(block: Uint8Array): HeaderList {
     return this.#decode(block, true)!;
+  }
+
+  /**
+   * Why the last block decoded is not a valid HTTP/2 field list (RFC 9113 §8.2.1: a name that is not lower-case
+   * token characters, a value with NUL, CR or LF), or undefined. Each name and value is checked once, as it comes
+   * off the wire, and a table entry keeps its verdict: a block that refers to one large entry many times (an
+   * HPACK bomb) costs its references, not their decoded size.
+   */
+  get invalidField(): string | undefined {
+    return this.#invalid;
   }
 
   /**
@@ -118,19 +135,19 @@ export class HpackDecoder {
     this.#pos = 0;
     const headers: HeaderList = [];
     let listSize = 0;
+    this.#invalid = undefined;
     try {
       while (this.#pos < bytes.length) {
         const at = this.#pos;
         const first = bytes[at]!;
-        let name: string;
-        let value: string;
+        let entry: Entry;
         if (first & 0x80) {
           // 6.1 indexed header field
-          [name, value] = this.#entry(this.#integer(7), at);
+          entry = this.#entry(this.#integer(7), at);
         } else if (first & 0x40) {
           // 6.2.1 literal with incremental indexing
-          [name, value] = this.#literal(6, at);
-          this.#insert(name, value);
+          entry = this.#literal(6, at);
+          this.#insert(entry);
         } else if (first & 0x20) {
           // 6.3 dynamic table size update
           if (headers.length > 0) throw new HpackError(`dynamic table size update after a header field (octet ${at}); it may only start a block`);
@@ -138,8 +155,10 @@ export class HpackDecoder {
           continue;
         } else {
           // 6.2.2 literal without indexing (0000), 6.2.3 never indexed (0001): the same to a decoder
-          [name, value] = this.#literal(4, at);
+          entry = this.#literal(4, at);
         }
+        const [name, value, nameBad, valueBad] = entry;
+        if ((nameBad || valueBad) && this.#invalid === undefined) this.#invalid = `invalid ${nameBad ? 'header name' : 'value for header'} ${JSON.stringify(name.slice(0, 64))}`;
         listSize += name.length + value.length + ENTRY_OVERHEAD;
         if (listSize <= this.#maxHeaderListSize) headers.push([name, value]);
         else if (throwOnOversize) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`);
@@ -150,7 +169,7 @@ export class HpackDecoder {
     return listSize > this.#maxHeaderListSize ? undefined : headers;
   }
 
-  #entry(index: number, at: number): readonly [string, string] {
+  #entry(index: number, at: number): Entry {
     if (index === 0) throw new HpackError(`header field index 0 (octet ${at}); indices start at 1`);
     if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]!;
     const fromNewest = index - STATIC_TABLE.length - 1;
@@ -161,18 +180,26 @@ export class HpackDecoder {
     );
   }
 
-  #literal(prefixBits: number, at: number): [string, string] {
+  #literal(prefixBits: number, at: number): Entry {
     const nameIndex = this.#integer(prefixBits);
-    const name = nameIndex === 0 ? this.#string() : this.#entry(nameIndex, at)[0];
-    return [name, this.#string()];
+    let name: string;
+    let nameBad: boolean;
+    if (nameIndex === 0) {
+      name = this.#string();
+      nameBad = badFieldName(name);
+    } else {
+      [name, , nameBad] = this.#entry(nameIndex, at);
+    }
+    const value = this.#string();
+    return [name, value, nameBad, badFieldValue(value)];
   }
 
   /** RFC 7541 4.4: evict from the old end until the entry fits; one larger than the table empties it. */
-  #insert(name: string, value: string): void {
-    const size = name.length + value.length + ENTRY_OVERHEAD;
+  #insert(entry: Entry): void {
+    const size = entry[0].length + entry[1].length + ENTRY_OVERHEAD;
     while (this.#entries.length > 0 && this.#size + size > this.#capacity) this.#evictOldest();
     if (size <= this.#capacity) {
-      this.#entries.push([name, value]);
+      this.#entries.push(entry);
       this.#size += size;
     }
   }

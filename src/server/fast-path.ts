@@ -164,7 +164,8 @@ export class FastCall implements StreamHandler {
     } catch {
       return false;
     }
-    this.body = chunk;
+    // a copy: the chunk is a view of a socket read of up to 64 KB, which this call would otherwise keep alive
+    this.body = Buffer.from(chunk);
     return true;
   }
 
@@ -178,6 +179,7 @@ export class FastCall implements StreamHandler {
   onEnd(): void {
     if (this.record.finished || this.stream.closed) return;
     if (this.body) this.stream.consumed(this.body.length);
+    this.body = undefined; // no hand-over after the end: what a waiting call holds is its name alone
     if (this.name === undefined) {
       // half-closed without a byte: what grpc-js' unary handler answers
       return this.fail(12, NO_MESSAGE, false);
@@ -204,5 +206,6 @@ export class FastCall implements StreamHandler {
     stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
     stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');
+    this.name = undefined; // the answer may wait for the client's window: it need not keep the name too
   }
 }

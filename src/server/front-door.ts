@@ -61,7 +61,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
     if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
       new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
     } else {
-      grpcJs().forward(stream, []);
+      forwardAfterThisRead(stream, grpcJs);
     }
   };
 
@@ -123,6 +123,18 @@ async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept
   });
   server.on('tlsClientError', () => {}); // a failed handshake ends that connection only
   return server;
+}
+
+/**
+ * Hands the stream to grpc-js once the bytes read with its HEADERS have all been handled: a stream the client
+ * resets in the same read (HTTP/2 rapid reset, CVE-2023-44487) never costs a grpc-js call.
+ */
+function forwardAfterThisRead(stream: H2Stream, grpcJs: () => GrpcJsConnection): void {
+  const read: Buffer[] = [];
+  stream.handler = { onData: (chunk) => read.push(chunk), onEnd: () => {}, onReset: () => {} };
+  process.nextTick(() => {
+    if (!stream.closed) grpcJs().forward(stream, read);
+  });
 }
 
 /** Sends a refusal at once; one with a body ends our side once the request has ended (it is still checked until then). */

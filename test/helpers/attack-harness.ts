@@ -5,7 +5,8 @@
 // (so that a busy attacker cannot delay it), during the attack (one at a time, at most one a second) and
 // after it. With `-workers 1` dist/server.js serves in its own process (main.ts: workers only above 1), so
 // the PID to watch is the spawned one.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import type { AttackEntry, AttackOptions, AttackReport } from './attacks.ts';
 import { cpuSeconds, rssKb, socketCount } from './process-stats.ts';
@@ -16,6 +17,25 @@ export interface Target {
   name: string;
   pid: number;
   port: number;
+  /** what the process still holds after a full GC (a server started with heapReportFlags), in MB */
+  heapAfterGcMb?: () => Promise<number>;
+}
+
+/** Node flags for a server whose heapAfterGcMb can be read: helpers/heap-report.mjs, preloaded. */
+export const HEAP_REPORT_FLAGS = ['--expose-gc', '--import', join(root, 'test/helpers/heap-report.mjs')] as const;
+
+/** heapAfterGcMb for a server started with HEAP_REPORT_FLAGS: asks it (SIGUSR2) and reads its answer from its stderr. */
+export function heapReader(child: ChildProcess, stderr: () => string): () => Promise<number> {
+  return async () => {
+    const seen = stderr().length;
+    child.kill('SIGUSR2');
+    for (let waited = 0; waited < 5000; waited += 20) {
+      const m = /heap-after-gc ([\d.]+)\n/.exec(stderr().slice(seen));
+      if (m) return Number(m[1]);
+      await sleep(20);
+    }
+    return Number.NaN;
+  };
 }
 
 export interface ProbeResult {
@@ -40,6 +60,9 @@ export interface Measurement {
   peakMb: number;
   /** RSS once the attacker had left and the RSS settled (or settleMs passed) */
   afterMb: number;
+  /** heap and buffers after a full GC, before the attack and once the attacker had left (targets that can tell) */
+  heapIdleMb?: number;
+  heapAfterMb?: number;
   peakDeltaMb: number;
   afterDeltaMb: number;
   /** server CPU seconds from the attack's start until the attacker left, and until the end of the measurement */
@@ -61,6 +84,8 @@ export interface MeasureOptions extends AttackOptions {
   /** how long to wait, after the attacker left, for RSS within afterBoundMb of idle and sockets back to idle */
   settleMs: number;
   afterBoundMb: number;
+  /** the same for the heap and buffers after a full GC (targets with heapAfterGcMb); default 8 */
+  heapBoundMb?: number;
   probeEveryMs?: number;
   log?: (line: string) => void;
 }
@@ -134,6 +159,7 @@ export async function measureAttack(target: Target, entry: AttackEntry, options:
   }
   const idleMb = idles.sort((a, b) => a - b)[1]!;
   const socketsIdle = socketsOf(pid);
+  const heapIdleMb = await target.heapAfterGcMb?.();
 
   let peakMb = idleMb;
   let samples = 0;
@@ -181,6 +207,12 @@ export async function measureAttack(target: Target, entry: AttackEntry, options:
     await sleep(100);
   }
   const settledMs = Math.round(performance.now() - left);
+  // (a connection's last frees come a moment after its socket closes: asked again, within the same bound of time)
+  let heapAfterMb = await target.heapAfterGcMb?.();
+  while (heapAfterMb !== undefined && heapIdleMb !== undefined && heapAfterMb > heapIdleMb + (options.heapBoundMb ?? 8) && performance.now() - left < options.settleMs + 1500) {
+    await sleep(250);
+    heapAfterMb = await target.heapAfterGcMb!();
+  }
   const after = await probe(port, options.probeTimeoutS, t0);
   clearInterval(sampler);
   const cpuS = cpuSeconds(pid) - cpu0;
@@ -192,6 +224,7 @@ export async function measureAttack(target: Target, entry: AttackEntry, options:
     idleMb,
     peakMb,
     afterMb,
+    ...(heapIdleMb !== undefined && heapAfterMb !== undefined ? { heapIdleMb, heapAfterMb } : {}),
     peakDeltaMb: peakMb - idleMb,
     afterDeltaMb: afterMb - idleMb,
     cpuAttackS,
@@ -224,6 +257,7 @@ export function describe(m: Measurement): string {
     : `attacker failed: ${m.attackError}`;
   return (
     `${m.target} ${m.attack}: RSS idle ${mb(m.idleMb)} MB, peak +${mb(m.peakDeltaMb)}, after +${mb(m.afterDeltaMb)} (${m.settledMs} ms after the attacker left); ` +
+    (m.heapAfterMb !== undefined ? `heap and buffers after a full GC ${m.heapIdleMb!.toFixed(1)} MB idle, ${m.heapAfterMb.toFixed(1)} MB after; ` : '') +
     `CPU ${m.cpuAttackS.toFixed(1)} s during, ${m.cpuS.toFixed(1)} s in all; sockets ${m.socketsIdle} idle, ${m.socketsAfter} after; ` +
     `probes during: ${probeSummary(m.during)}; after: ${probeSummary([m.after])}; ${m.alive ? 'alive' : 'DEAD'}. Attacker: ${attacker}`
   );

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE_FILES, type Program } from '../../scripts/bundles.ts';
+import { SERVER_NODE_FLAGS } from '../../src/server/v8-flags.ts';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const bundle = (name: Program) => `${root}dist/${BUNDLE_FILES[name]}`;
@@ -58,16 +59,17 @@ export interface SpawnedServer {
 }
 
 /**
- * Starts dist/server.js (or another entry) with `-port 0` unless a port is given, and waits for its Listening
- * line. With `onStdoutLine`, each stdout line goes there instead of being kept (for long runs: a soak's
- * access log would otherwise fill the test's memory).
+ * Starts dist/server.js (or another entry) as the image's /server does (its V8 flags, and `nodeFlags`), with
+ * `-port 0` unless a port is given, and waits for its Listening line. With `onStdoutLine`, each stdout line
+ * goes there instead of being kept (for long runs: a soak's access log would otherwise fill the test's memory).
  */
 export async function spawnServer(
   args: readonly string[] = [],
-  options: { env?: NodeJS.ProcessEnv; file?: string; onStdoutLine?: (line: string) => void } = {},
+  options: { env?: NodeJS.ProcessEnv; file?: string; onStdoutLine?: (line: string) => void; nodeFlags?: readonly string[] } = {},
 ): Promise<SpawnedServer> {
   const withPort = args.some((a) => /^--?port(=|$)/.test(a)) ? args : ['-port', '0', '-host', '127.0.0.1', ...args];
-  const child = spawn(process.execPath, [options.file ?? bundle('server'), ...withPort], {
+  // with the image's V8 flags (its /server shebang): the process measured is the one that is deployed
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeFlags ?? []), options.file ?? bundle('server'), ...withPort], {
     env: options.env ?? cleanEnv(),
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
