@@ -209,8 +209,11 @@ export function parseSeconds(text: string): number {
   return at > 0 ? total : Number.NaN;
 }
 
-/** The usage text: one line a flag, Go's `-flag value` spelling, with default and environment variable. */
-export function usage(table: FlagTable, synopsis: string, envPrefix: string): string {
+/** An exit code (or a range, e.g. "64+N") and what it means, for the usage text. */
+export type ExitCodeLine = readonly [code: number | string, meaning: string];
+
+/** The usage text: one line a flag, Go's `-flag value` spelling, with default and environment variable; then the exit codes. */
+export function usage(table: FlagTable, synopsis: string, envPrefix: string, exitCodes: readonly ExitCodeLine[] = []): string {
   const lines = [`Usage: ${synopsis}`, '', 'Flags (-flag value, -flag=value or --flag):'];
   for (const [name, spec] of Object.entries(table)) {
     const arg = spec.kind === 'boolean' ? '' : ` ${spec.arg ?? (spec.kind === 'seconds' ? 'seconds' : spec.kind)}`;
@@ -219,5 +222,6 @@ export function usage(table: FlagTable, synopsis: string, envPrefix: string): st
     lines.push(`  -${name}${arg}`, `      ${spec.describe}${dflt}`);
   }
   lines.push('', `Every flag can also be set by the environment variable ${envPrefix}<FLAG>, e.g. ${envPrefix}TLS=true.`);
+  if (exitCodes.length > 0) lines.push('', 'Exit codes:', ...exitCodes.map(([code, meaning]) => `  ${String(code).padEnd(6)}${meaning.replaceAll('\n', `\n${' '.repeat(8)}`)}`));
   return lines.join('\n');
 }

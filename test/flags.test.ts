@@ -95,4 +95,6 @@ it('usage lists every flag with its default and the environment prefix', () => {
   for (const name of Object.keys(table)) expect(text).toContain(`-${name}`);
   expect(text).toContain('(default localhost:10000)');
   expect(text).toContain('T_<FLAG>');
+  expect(text).not.toContain('Exit codes');
+  expect(usage(table, 'prog', 'T_', [[0, 'fine'], ['64+N', 'status N:\n65 A']]).split('\n').slice(-4)).toEqual(['Exit codes:', '  0     fine', '  64+N  status N:', '        65 A']);
 });

@@ -75,6 +75,10 @@ describe('bad input: one line on stderr, exit 2 (configuration) or 1 (cannot ser
     for (const flag of ['-port', '-host', '-tls', '-cert_file', '-key_file', '-client_ca_file', '-sleep', '-grace', '-fail_rate', '-fail_code']) {
       expect(r.stdout).toContain(flag);
     }
+    const codes = r.stdout.slice(r.stdout.indexOf('\nExit codes:\n'));
+    expect(codes).toMatch(/^  0 +shut down gracefully/m);
+    expect(codes).toMatch(/^  1 +could not serve .*second signal/m);
+    expect(codes).toMatch(/^  2 +bad flag or configuration/m);
   });
 
   it('-help loads no serving code: no HTTP/2, TLS or crypto (nor does a primary that supervises workers)', async () => {
