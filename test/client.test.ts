@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { constants } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UsageError } from '../src/flags.ts';
@@ -287,8 +289,9 @@ describe('answers a gRPC library would not give', () => {
 
 describe.concurrent('deadlines', () => {
   // The server ends the call at the same deadline (grpc-timeout), counted from a moment later: the client's
-  // own timer comes first, unless a busy machine runs it late and the server's DEADLINE_EXCEEDED wins.
-  const deadlineWords = (timeout: string) => new RegExp(`^(deadline exceeded after ${timeout.replace('.', '\\.')}: no answer from the server yet|Deadline exceeded)$`);
+  // own timer comes first, unless a busy machine runs it late and the server's DEADLINE_EXCEEDED is read first.
+  const deadlineWords = (timeout: string) =>
+    new RegExp(`^deadline exceeded after ${timeout.replace('.', '\\.')}: (no answer from the server yet|the server answered DEADLINE_EXCEEDED: Deadline exceeded)$`);
 
   test('the deadline ends a call the server is slow to answer: DEADLINE_EXCEEDED after ≈ the timeout', async ({ expect }) => {
     const r = await client(['-server_addr', plain.address, '-timeout', '0.5', '-H', 'x-helloworld-delay-ms: 3000', '-json']);
@@ -313,6 +316,60 @@ describe.concurrent('deadlines', () => {
     expect(grpcTimeout(0.1)).toBe('1m');
     expect(grpcTimeout(99_999_999)).toBe('99999999m');
     expect(grpcTimeout(100_000_000)).toBe('100000S');
+  });
+});
+
+describe('a failure read after the deadline', () => {
+  // grpc-go servers end a call whose deadline passed with `UNKNOWN: context deadline exceeded`. When that
+  // answer is read after the client's own deadline but before its timer runs (a busy event loop), the call
+  // has still run past the deadline the user gave. Made to happen for sure: a node:http2 server in a worker
+  // thread answers while this thread is held in a timer callback (timers run before I/O), until past the
+  // deadline; then the client reads the answer before its own timer's turn.
+  const WORKER = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const flags = new Int32Array(workerData);
+    const server = require('node:http2').createServer();
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.resume();
+      stream.on('end', () => {
+        Atomics.store(flags, 0, 1); // request read
+        Atomics.wait(flags, 1, 0, 20000); // until the client's thread is held
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '2', 'grpc-message': 'context deadline exceeded', hostname: 'go-pod' }, { endStream: true });
+        stream.on('close', () => setTimeout(() => { Atomics.store(flags, 2, 1); Atomics.notify(flags, 2); }, 50)); // sent
+      });
+    });
+    server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`;
+
+  test('is DEADLINE_EXCEEDED (exit 68), with the server\'s words in the details', { timeout: 60_000 }, async () => {
+    const flags = new Int32Array(new SharedArrayBuffer(12));
+    const worker = new Worker(WORKER, { eval: true, workerData: flags.buffer });
+    const timeoutMs = 2000;
+    let held = false;
+    try {
+      const [port] = (await once(worker, 'message')) as [number];
+      const hold = setInterval(() => {
+        if (Atomics.load(flags, 0) === 0) return;
+        clearInterval(hold);
+        const seen = performance.now(); // the request started before: its deadline is before seen + timeoutMs
+        Atomics.store(flags, 1, 1);
+        Atomics.notify(flags, 1);
+        held = Atomics.wait(flags, 2, 0, 20_000) !== 'timed-out';
+        while (performance.now() < seen + timeoutMs + 50);
+      }, 5);
+      const r = await client(['-server_addr', `127.0.0.1:${port}`, '-timeout', String(timeoutMs / 1000), '-json']);
+      expect(held).toBe(true);
+      expect(r.code).toBe(68);
+      expect(r.json().requests[0]).toMatchObject({
+        status: 'DEADLINE_EXCEEDED',
+        details: 'deadline exceeded after 2s: the server answered UNKNOWN: context deadline exceeded',
+        hostname: 'go-pod',
+        ok: false,
+      });
+      expect(r.json().requests[0]!.latency_ms).toBeGreaterThanOrEqual(timeoutMs);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
 
