@@ -938,6 +938,12 @@ describe('flow control against a server with any windows (fast-check)', () => {
   // node:http2 servers with small windows and frames of any allowed size, answering in pieces of random
   // size: every request of up to 200 KB goes out within the server's windows, and every answer comes back
   // whole. Bounded: 25 runs, 20 s.
+  // The work is bounded too, so that a correct transfer always fits its deadline: a window of W bytes lets
+  // W bytes go per round trip (the server's WINDOW_UPDATE), about 40 µs here, and a 1-byte window with a
+  // 95 KB request took 10-12 s on a busy 2-core machine. So a run sends at most ROUND_TRIPS windows' worth
+  // and the answer comes in at most PIECES pieces: a fraction of a second here, against -timeout 30.
+  const ROUND_TRIPS = 4000;
+  const PIECES = 10_000;
   test('every request goes out and every answer comes back whole', { timeout: 60_000 }, async () => {
     let runs = 0;
     await fc.assert(
@@ -947,12 +953,14 @@ describe('flow control against a server with any windows (fast-check)', () => {
         fc.integer({ min: 0, max: 200 }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 70_000 }),
-        async (initialWindowSize, maxFrameSize, nameKb, count, piece) => {
+        async (initialWindowSize, maxFrameSize, nameKb, count, pieceSize) => {
           runs++;
+          const name = 'w'.repeat(Math.min(nameKb * 1024, Math.floor((ROUND_TRIPS * initialWindowSize) / count)));
+          const piece = Math.max(pieceSize, Math.ceil((name.length + 20) / PIECES));
           const raw = await rawH2Server(
             (stream, _headers, n) => {
-              const name = decodeHelloReply(raw.requests[n - 1]!.body.subarray(5)).message; // HelloRequest: the same field 1
-              const answer = frame(encodeHelloRequest({ name: `Hello ${name}` }));
+              const sent = decodeHelloReply(raw.requests[n - 1]!.body.subarray(5)).message; // HelloRequest: the same field 1
+              const answer = frame(encodeHelloRequest({ name: `Hello ${sent}` }));
               stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
               stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
               for (let at = 0; at < answer.length; at += piece) stream.write(answer.subarray(at, at + piece));
@@ -961,8 +969,7 @@ describe('flow control against a server with any windows (fast-check)', () => {
             { initialWindowSize, maxFrameSize },
           );
           try {
-            const name = 'w'.repeat(nameKb * 1024);
-            const r = await client(['-server_addr', raw.address, '-count', String(count), '-concurrency', String(count), '-timeout', '5', '-json', name]);
+            const r = await client(['-server_addr', raw.address, '-count', String(count), '-concurrency', String(count), '-timeout', '30', '-json', name]);
             expect(r.code, r.stderr).toBe(0);
             const requests = r.json<{ requests: JsonRequest[] }>().requests;
             expect(requests).toHaveLength(count);
