@@ -115,7 +115,6 @@ async function main(): Promise<number | undefined> {
   const server = await serve(options).catch((err: unknown) => {
     throw listenError(err, options);
   });
-  process.stderr.write(`${describeListen(options, server.port)}\n`);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -132,12 +131,13 @@ async function main(): Promise<number | undefined> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // only now: whoever waits for this line may signal at once, and a signal before the handlers kills outright
+  process.stderr.write(`${describeListen(options, server.port)}\n`);
   return undefined; // keep serving
 }
 
 async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   const primary = await startWorkers(options.workers);
-  process.stderr.write(`${describeListen(options, primary.port)}, ${options.workers} workers\n`);
   primary.onWorkerDeath((why) => {
     process.stderr.write(`server: ${why}: stopping\n`);
     void primary.force().then(() => process.exit(EXIT_FAILURE));
@@ -160,6 +160,7 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   };
   process.on('SIGTERM', (s) => void onSignal(s));
   process.on('SIGINT', (s) => void onSignal(s));
+  process.stderr.write(`${describeListen(options, primary.port)}, ${options.workers} workers\n`); // after the handlers, as above
   return undefined;
 }
 
