@@ -298,8 +298,23 @@ describe('every command of the manifests and the README, run for real', () => {
         expect(c.argv[0]).toBe('/client');
         const r = await client(mapClientArgs(c.argv.slice(1), server.port));
         expect({ source: c.source, code: r.code, stderr: r.stderr }).toEqual({ source: c.source, code: 0, stderr: '' });
-        expect(r.stdout).toMatch(/^Greeting: Hello world/m);
+        expect(r.stdout).toMatch(/^status: SERVING /m);
       }
+    }
+  });
+
+  it.skipIf(!kubectl)('the exec probes still succeed when the Deployment gives the server its faults (-sleep 2 -fail_rate 1); SayHello would not', async () => {
+    for (const variant of ['plaintext', 'tls']) {
+      const server = await startServerCommand([...containerOf(variant)!, '-sleep', '2', '-fail_rate', '1']);
+      const probes = commands.filter((x) => x.role === 'exec' && x.source.startsWith(`${variant}: `));
+      expect(probes.length).toBe(2);
+      for (const c of probes) {
+        const r = await client(mapClientArgs(c.argv.slice(1), server.port));
+        expect({ source: c.source, code: r.code, stderr: r.stderr }).toEqual({ source: c.source, code: 0, stderr: '' });
+      }
+      // the Go image's SayHello probe, with the same TLS mode: the server's own failure fails it
+      const sayHello = await client(mapClientArgs(variant === 'tls' ? ['-tls'] : [], server.port));
+      expect(sayHello.code).not.toBe(0);
     }
   });
 

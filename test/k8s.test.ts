@@ -1,8 +1,8 @@
 // k8s/: every kustomization builds offline, every rendered object (and every Istio scenario file) validates
 // against the vendored strict schemas, and the checks a schema cannot make hold: port names per variant,
-// probes that run the image's client with the server's TLS mode, termination longer than the drain, pod
-// security, explicit fault percentages, a fallback behind every matched route. Each check is a function
-// that returns problems, so the tests also show it catching a broken manifest.
+// probes that run the image's client with -health and the server's TLS mode, termination longer than the
+// drain, pod security, explicit fault percentages, a fallback behind every matched route. Each check is a
+// function that returns problems, so the tests also show it catching a broken manifest.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -143,7 +143,7 @@ function serverProblems(objects: readonly KubeObject[], variant: ServerVariant):
     const argv = probe.exec?.command ?? [];
     if (argv[0] !== '/client') problems.push(`${which}: ${JSON.stringify(argv)} does not run /client`);
     if (hasFlag(argv, 'tls') !== variant.tls) problems.push(`${which}: ${JSON.stringify(argv)} ${variant.tls ? 'lacks' : 'has'} -tls (the server ${variant.tls ? 'has' : 'lacks'} it)`);
-    if (hasFlag(argv, 'health')) problems.push(`${which}: the Go image's probes call SayHello, not -health`);
+    if (!hasFlag(argv, 'health')) problems.push(`${which}: ${JSON.stringify(argv)} calls SayHello, which the server's own -sleep and -fail_rate fail: use -health`);
     const addr = flagValue(argv, 'server_addr') ?? `localhost:${PORT}`;
     if (!/^(localhost|127\.0\.0\.1|\[::1\]):10000$/.test(addr)) problems.push(`${which}: probes must call localhost:${PORT} (bypassing the sidecar), not ${addr}`);
     const deadline = Number(flagValue(argv, 'timeout') ?? CLIENT_DEADLINE_S);
@@ -341,6 +341,7 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
     expect(serverProblems(tls, SERVER_VARIANTS.tls!)).toEqual([
       'Service port named grpc, want tls',
       'readinessProbe: ["/client"] lacks -tls (the server has it)',
+      'readinessProbe: ["/client"] calls SayHello, which the server\'s own -sleep and -fail_rate fail: use -health',
       'terminationGracePeriodSeconds 10 must exceed preStop 5 s + -grace 10 s',
     ]);
 
