@@ -229,8 +229,8 @@ describe('/server and /client from the layout', () => {
 const kubectl = findKubectl();
 if (!kubectl) console.warn('image-layout.test.ts: kubectl not found: SKIPPING the commands of the rendered manifests (the README commands still run)');
 
-/** The names the manifests and README reach the server by, mapped to loopback. */
-const SERVICE_HOSTS = ['grpc-helloworld-service', 'grpc-helloworld-service.default', 'grpc-helloworld-service.default.svc', 'grpc-helloworld-service.default.svc.cluster.local'];
+/** The names the manifests and README reach the servers by (short: resolved in the caller's namespace), mapped to loopback. */
+const SERVICE_HOSTS = ['grpc-helloworld-service', 'grpc-helloworld-service-tls'];
 
 /** /client's arguments with the server address pointed at a test server's port (the implicit localhost:10000 too). */
 function mapClientArgs(args: readonly string[], port: number): string[] {
@@ -267,14 +267,15 @@ describe('every command of the manifests and the README, run for real', () => {
         expect.arrayContaining([
           'plaintext: Deployment/grpc-helloworld-deployment readinessProbe',
           'plaintext: Deployment/grpc-helloworld-deployment livenessProbe',
-          'tls: Deployment/grpc-helloworld-deployment readinessProbe',
-          'tls: Deployment/grpc-helloworld-deployment livenessProbe',
+          'tls: Deployment/grpc-helloworld-deployment-tls readinessProbe',
+          'tls: Deployment/grpc-helloworld-deployment-tls livenessProbe',
           'client: Deployment/grpc-client-deployment command',
         ]),
       );
     }
     expect(readme.length).toBeGreaterThanOrEqual(3);
-    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -server_addr grpc-helloworld-service.default.svc.cluster.local:10000 -timeout 10'))).toBe(true);
+    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -server_addr grpc-helloworld-service:10000 -timeout 10'))).toBe(true);
+    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -tls -server_addr grpc-helloworld-service-tls:10000 -timeout 10'))).toBe(true);
     for (const c of [...commands, ...readme]) expect({ source: c.source, program: c.argv[0] }).toEqual({ source: c.source, program: expect.stringMatching(/^(\/server|\/client|\/nodejs\/bin\/node)$/) as unknown as string });
   });
 
