@@ -51,6 +51,34 @@ const SERVER_CONTAINER = 'helloworld';
 const POLL_CAP_MS = 60_000;
 const CONSECUTIVE = 3;
 
+/**
+ * The versions the plan runs on, pinned. kind supports a node image only with the kind release it came with,
+ * so the node image is kind v0.32.0's own (Kubernetes 1.36.1, by digest); istioctl installs its own version of
+ * Istio, and 1.30 supports Kubernetes 1.32 to 1.36. The manifests themselves need Kubernetes >= 1.30 and Istio
+ * >= 1.22 (README, Kubernetes: Versions).
+ */
+export const PINNED = {
+  kind: '0.32.0',
+  nodeImage: 'kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5',
+  istio: '1.30.3',
+} as const;
+const ISTIO_DOWNLOAD = `curl -L https://istio.io/downloadIstio | ISTIO_VERSION=${PINNED.istio} sh -`;
+
+/** What is wrong with the tools' versions, from `kind version` and `istioctl version --remote=false -o json`. */
+export function versionProblems(kindVersion: string, istioctlVersion: string): string[] {
+  const problems: string[] = [];
+  const kind = /\bv?(\d+\.\d+\.\d+\S*)/.exec(kindVersion)?.[1];
+  if (kind !== PINNED.kind) problems.push(`kind ${kind ? `v${kind}` : 'of unknown version'}, want v${PINNED.kind} (the release of the node image ${PINNED.nodeImage.split('@')[0]}): ${TOOLS.kind}`);
+  let istio: string | undefined;
+  try {
+    istio = (JSON.parse(istioctlVersion) as { clientVersion?: { version?: string } }).clientVersion?.version;
+  } catch {
+    // not JSON: an istioctl too old or not istioctl
+  }
+  if (istio !== PINNED.istio) problems.push(`istioctl ${istio ?? 'of unknown version'}, want ${PINNED.istio} (it installs its own version of Istio): ${ISTIO_DOWNLOAD}`);
+  return problems;
+}
+
 export const TOOLS: Record<string, string> = {
   docker: 'https://docs.docker.com/engine/install/',
   kind: 'https://kind.sigs.k8s.io/docs/user/quick-start/#installation',
@@ -210,13 +238,27 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
   sh.note(`scenarios: ${plans.map((p) => p.scenario.name).join(', ')}`);
   if (o.dryRun) sh.note('CALL_START below: the time the call started (RFC 3339); "poll" lines: the command after them is repeated');
 
+  // ---- versions ------------------------------------------------------------------------------------
+  sh.note(`pinned: kind v${PINNED.kind}, node image ${PINNED.nodeImage}, Istio ${PINNED.istio}`);
+  const kindVersion = await sh.run(['kind', 'version'], { quiet: true, allowFail: true, dryResult: { stdout: `kind v${PINNED.kind}` } });
+  const istioVersion = await sh.run(['istioctl', 'version', '--remote=false', '-o', 'json'], {
+    quiet: true,
+    allowFail: true,
+    dryResult: { stdout: JSON.stringify({ clientVersion: { version: PINNED.istio } }) },
+  });
+  const wrong = versionProblems(kindVersion.stdout, istioVersion.stdout);
+  if (wrong.length > 0) {
+    for (const w of wrong) out(`e2e:kind: ${w}`);
+    return 1;
+  }
+
   // ---- cluster -------------------------------------------------------------------------------------
   const clusters = await sh.run(['kind', 'get', 'clusters'], { quiet: true });
   const reuse = clusters.stdout.split('\n').map((s) => s.trim()).includes(o.cluster);
-  if (reuse) sh.note(`reusing the existing cluster ${o.cluster} (it is not deleted at the end)`);
+  if (reuse) sh.note(`reusing the existing cluster ${o.cluster} as it is, its Kubernetes version included (it is not deleted at the end)`);
   else {
     if (o.dryRun) sh.note(`if ${o.cluster} is not listed: create it (a listed one is reused, and not deleted at the end)`);
-    await sh.run(['kind', 'create', 'cluster', '--name', o.cluster, '--wait', '180s']);
+    await sh.run(['kind', 'create', 'cluster', '--name', o.cluster, '--image', PINNED.nodeImage, '--wait', '180s']);
   }
   const applied = { namespace: false };
 

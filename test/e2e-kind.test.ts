@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kindE2e as runPlan, NAMESPACE, parseKindArgs, SERVERS, shellQuote, virtualServiceForTls, type Result } from '../e2e/kind.ts';
+import { kindE2e as runPlan, NAMESPACE, parseKindArgs, PINNED, SERVERS, shellQuote, versionProblems, virtualServiceForTls, type Result } from '../e2e/kind.ts';
 import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenarios, predict, scenarios, selectRoute, type Port } from '../e2e/scenarios.ts';
 import { readVirtualService, type VirtualServiceModel } from '../e2e/virtual-service.ts';
 import { statusName } from '../src/status.ts';
@@ -38,9 +38,22 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
     expect(pkg.scripts['e2e:kind']).toBe('node e2e/kind.ts');
   });
 
-  it('creates (or reuses) the cluster, installs Istio minimal with access logs, waits for istiod', () => {
-    expect(commands[0]).toBe('$ kind get clusters');
-    expect(commands[1]).toBe('$ kind create cluster --name grpc-helloworld-e2e --wait 180s');
+  it('checks the pinned versions of kind and istioctl, then creates (or reuses) the cluster from the pinned node image', () => {
+    expect(commands.slice(0, 4)).toEqual([
+      '$ kind version',
+      '$ istioctl version --remote=false -o json',
+      '$ kind get clusters',
+      `$ kind create cluster --name grpc-helloworld-e2e --image ${PINNED.nodeImage} --wait 180s`,
+    ]);
+    expect(PINNED.nodeImage).toMatch(/^kindest\/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
+    expect(out).toContain(`# pinned: kind v${PINNED.kind}, node image ${PINNED.nodeImage}, Istio ${PINNED.istio}`);
+    // and the README's Versions table says the same
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const row = /^\| `npm run e2e:kind` \|.*$/m.exec(readme)?.[0] ?? '';
+    for (const v of [`kind v${PINNED.kind}`, PINNED.nodeImage.split('@')[0]!, `Istio ${PINNED.istio}`]) expect(row).toContain(v);
+  });
+
+  it('installs Istio minimal with access logs, waits for istiod', () => {
     expect(out).toMatch(/# if grpc-helloworld-e2e is not listed: create it \(a listed one is reused, and not deleted at the end\)/);
     const istio = commands.find((c) => c.startsWith('$ istioctl install'))!;
     expect(istio).toContain('-y');
@@ -160,7 +173,7 @@ describe('npm run e2e:kind: arguments and tools', () => {
     const { code, out } = kindE2e(['--dry-run', '--only', 'abort', '--cluster=other']);
     expect(code, out).toBe(0);
     expect(out).toMatch(/^# scenarios: abort$/m);
-    expect(out).toContain('$ kind create cluster --name other --wait 180s');
+    expect(out).toContain(`$ kind create cluster --name other --image ${PINNED.nodeImage} --wait 180s`);
     expect(out).toContain(`kubectl --context kind-other -n ${NAMESPACE} apply -f k8s/istio/abort.yaml`);
     expect(out).not.toContain('# scenario delay');
     expect(out).not.toContain('k8s/tls'); // no TLS scenario: no TLS server
@@ -225,6 +238,8 @@ function portOf(matches: (server: (typeof SERVERS)[Port]) => boolean): Port {
 class SimulatedCluster {
   t = Date.parse('2030-01-01T00:00:00.000Z');
   commands: string[][] = [];
+  /** what `kind version` and `istioctl version --remote=false -o json` say */
+  versions = { kind: `kind v${PINNED.kind} go1.24.4 linux/amd64`, istioctl: JSON.stringify({ clientVersion: { version: PINNED.istio, revision: 'x' } }) };
   /** by the Service it is for (the port the call goes to) */
   private inForce = new Map<Port, VirtualServiceModel | null>();
   private pending = new Map<Port, { vs: VirtualServiceModel | null; execsLeft: number }>();
@@ -244,6 +259,7 @@ class SimulatedCluster {
   exec = async (argv: string[], _quiet: boolean, input?: string): Promise<Result> => {
     this.commands.push(argv);
     const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+    if (argv[1] === 'version') return ok(argv[0] === 'kind' ? this.versions.kind : this.versions.istioctl);
     if (argv[0] !== 'kubectl') return ok();
     let rest = argv.slice(3); // kubectl --context CTX
     if (rest[0] === '-n') {
@@ -354,6 +370,24 @@ describe('npm run e2e:kind, for real against a simulated cluster', () => {
     // every scenario: 3 clean baselines, >= 3 polls, its calls, 3 baselines back (and more while the push lands)
     expect(execs(cluster).length).toBeGreaterThan(scenarios.length * 9);
     expect(cluster.commands.at(-1)).toEqual(['kind', 'delete', 'cluster', '--name', 'grpc-helloworld-e2e']);
+  });
+
+  it('stops before creating anything when kind or istioctl is not the pinned version, saying which and where to get it', async () => {
+    const cluster = new SimulatedCluster();
+    cluster.versions = { kind: 'kind v0.31.0 go1.24.4 linux/amd64', istioctl: JSON.stringify({ clientVersion: { version: '1.29.6' } }) };
+    const { code, out } = await run([], cluster);
+    expect(code).toBe(1);
+    expect(out).toContain(`e2e:kind: kind v0.31.0, want v${PINNED.kind} (the release of the node image kindest/node:v1.36.1): https://kind.sigs.k8s.io/`);
+    expect(out).toContain(`e2e:kind: istioctl 1.29.6, want ${PINNED.istio} (it installs its own version of Istio): curl -L https://istio.io/downloadIstio | ISTIO_VERSION=${PINNED.istio} sh -`);
+    expect(cluster.commands.map((c) => c.slice(0, 2).join(' '))).toEqual(['kind version', 'istioctl version']);
+  });
+
+  it('reads the versions as the tools print them', () => {
+    expect(versionProblems(`kind v${PINNED.kind} go1.24.4 linux/amd64`, JSON.stringify({ clientVersion: { version: PINNED.istio } }))).toEqual([]);
+    expect(versionProblems('', 'client version: 1.30.3')).toEqual([
+      expect.stringMatching(/^kind of unknown version, want v/),
+      expect.stringMatching(/^istioctl of unknown version, want /),
+    ]);
   });
 
   it('fails, naming the wait, when the VirtualService never takes effect, and still cleans up', async () => {
