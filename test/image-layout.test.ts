@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAYOUT_ENTRIES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
+import { LAYOUT_ENTRIES, LICENSE_FILES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
+import { NOTICES_FILE } from '../scripts/notices.ts';
 import { findKubectl, imageCommands, kustomize, readmeExecCommands, root, type ImageCommand } from './k8s-manifests.ts';
 import { bundle, cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
@@ -155,7 +156,7 @@ describe('Dockerfile <-> npm run image:layout', () => {
   it('.dockerignore keeps out local build products but none of the build inputs', () => {
     const patterns = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     expect(patterns).toEqual(expect.arrayContaining(['node_modules', 'dist', '.git']));
-    const inputs = ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'scripts', 'proto', 'certs', 'certs/README.md'];
+    const inputs = ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'scripts', 'proto', 'certs', 'certs/README.md', 'LICENSE'];
     const glob = (p: string) => new RegExp(`^${p.replace(/\/$/, '').replace(/[.+^$()|[\]{}]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}(/|$)`);
     for (const input of inputs) expect({ input, ignoredBy: patterns.filter((p) => !p.startsWith('!') && glob(p).test(input)) }).toEqual({ input, ignoredBy: [] });
   });
@@ -182,7 +183,12 @@ describe('Dockerfile <-> npm run image:layout', () => {
       expect((statSync(join(dir, 'certs', name)).mode & 0o777).toString(8)).toBe('444');
     }
     expect(readFileSync(join(dir, 'certs/README.md'), 'utf8')).toMatch(/TEST-ONLY/);
-    expect(readdirSync(join(dir, 'licenses')).sort()).toEqual(readdirSync(join(root, 'dist')).filter((n) => n.endsWith('.LEGAL.txt')).sort());
+    // the project's licence, and the notices of every package in the bundles (test/notices.test.ts checks what they hold)
+    expect(readdirSync(join(dir, 'licenses')).sort()).toEqual(['LICENSE', NOTICES_FILE].sort());
+    expect([...LICENSE_FILES].sort()).toEqual(['LICENSE', NOTICES_FILE].sort());
+    expect(readFileSync(join(dir, 'licenses/LICENSE'))).toEqual(readFileSync(join(root, 'LICENSE')));
+    expect(readFileSync(join(dir, 'licenses', NOTICES_FILE))).toEqual(readFileSync(join(root, 'dist', NOTICES_FILE)));
+    for (const name of LICENSE_FILES) expect((statSync(join(dir, 'licenses', name)).mode & 0o777).toString(8)).toBe('444');
   });
 
   it('the layout script refuses a directory that is not a layout, with one line and exit 2', () => {
