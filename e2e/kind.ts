@@ -6,9 +6,10 @@
 //   npm run e2e:kind -- --dry-run         print every command of the plan, run nothing
 //   npm run e2e:kind -- --only abort,delay --cluster NAME
 //
-// The plan: kind cluster -> Istio (minimal profile, JSON access logs on stdout) -> namespaces labelled
-// istio-injection=enabled BEFORE any pod exists -> docker build + kind load -> the kustomize overlays
-// (k8s/plaintext and k8s/client in `default`, k8s/tls in its own namespace) -> rollouts ready, sidecars
+// The plan: kind cluster -> Istio (minimal profile, JSON access logs on stdout) -> its own namespace,
+// labelled istio-injection=enabled BEFORE any pod exists -> docker build + kind load -> the kustomize
+// overlays k8s/plaintext, k8s/tls and k8s/client side by side in that namespace (every name they use is
+// short: nothing assumes `default`) -> rollouts ready, sidecars
 // present -> per scenario: baseline until 3 consecutive calls are clean, apply the VirtualService, poll
 // until 3 consecutive calls show its effect (60 s cap), run the scenario's calls with `kubectl exec` into
 // the client pod (the client measures its own latency: kubectl's overhead does not count), check the
@@ -18,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { statusName } from '../src/status.ts';
 import {
   baselineCall,
@@ -37,14 +38,46 @@ import {
 import { maxDelayMs } from './virtual-service.ts';
 
 export const DEFAULT_CLUSTER = 'grpc-helloworld-e2e';
-export const TLS_NAMESPACE = 'grpc-helloworld-tls';
-const SERVICE = 'grpc-helloworld-service';
+/** Everything the plan deploys goes here, not in `default`: the manifests must work in any namespace. */
+export const NAMESPACE = 'grpc-helloworld-e2e';
+/** The server variants as k8s/plaintext and k8s/tls name them (test/k8s.test.ts checks the overlays against these). */
+export const SERVERS: Record<Port, { deployment: string; service: string; app: string; overlay: string }> = {
+  grpc: { deployment: 'grpc-helloworld-deployment', service: 'grpc-helloworld-service', app: 'grpc-helloworld', overlay: 'k8s/plaintext' },
+  tls: { deployment: 'grpc-helloworld-deployment-tls', service: 'grpc-helloworld-service-tls', app: 'grpc-helloworld-tls', overlay: 'k8s/tls' },
+};
 const CLIENT_DEPLOYMENT = 'grpc-client-deployment';
 const CLIENT_CONTAINER = 'client';
-const SERVER_DEPLOYMENT = 'grpc-helloworld-deployment';
 const SERVER_CONTAINER = 'helloworld';
 const POLL_CAP_MS = 60_000;
 const CONSECUTIVE = 3;
+
+/**
+ * The versions the plan runs on, pinned. kind supports a node image only with the kind release it came with,
+ * so the node image is kind v0.32.0's own (Kubernetes 1.36.1, by digest); istioctl installs its own version of
+ * Istio, and 1.30 supports Kubernetes 1.32 to 1.36. The manifests themselves need Kubernetes >= 1.30 and Istio
+ * >= 1.22 (README, Kubernetes: Versions).
+ */
+export const PINNED = {
+  kind: '0.32.0',
+  nodeImage: 'kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5',
+  istio: '1.30.3',
+} as const;
+const ISTIO_DOWNLOAD = `curl -L https://istio.io/downloadIstio | ISTIO_VERSION=${PINNED.istio} sh -`;
+
+/** What is wrong with the tools' versions, from `kind version` and `istioctl version --remote=false -o json`. */
+export function versionProblems(kindVersion: string, istioctlVersion: string): string[] {
+  const problems: string[] = [];
+  const kind = /\bv?(\d+\.\d+\.\d+\S*)/.exec(kindVersion)?.[1];
+  if (kind !== PINNED.kind) problems.push(`kind ${kind ? `v${kind}` : 'of unknown version'}, want v${PINNED.kind} (the release of the node image ${PINNED.nodeImage.split('@')[0]}): ${TOOLS.kind}`);
+  let istio: string | undefined;
+  try {
+    istio = (JSON.parse(istioctlVersion) as { clientVersion?: { version?: string } }).clientVersion?.version;
+  } catch {
+    // not JSON: an istioctl too old or not istioctl
+  }
+  if (istio !== PINNED.istio) problems.push(`istioctl ${istio ?? 'of unknown version'}, want ${PINNED.istio} (it installs its own version of Istio): ${ISTIO_DOWNLOAD}`);
+  return problems;
+}
 
 export const TOOLS: Record<string, string> = {
   docker: 'https://docs.docker.com/engine/install/',
@@ -129,23 +162,24 @@ export interface Result {
 
 /** What the plan runs on: real processes and time by default; a test substitutes a simulated cluster. */
 export interface KindDeps {
-  /** runs argv to completion (quiet: do not echo its output) */
-  exec?: (argv: string[], quiet: boolean) => Promise<Result>;
+  /** runs argv to completion (quiet: do not echo its output), `input` on its stdin */
+  exec?: (argv: string[], quiet: boolean, input?: string) => Promise<Result>;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   /** how long to poll for a VirtualService change to show (default 60 s) */
   pollCapMs?: number;
 }
 
-async function spawnCommand(argv: string[], quiet: boolean): Promise<Result> {
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+async function spawnCommand(argv: string[], quiet: boolean, input?: string): Promise<Result> {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  child.stdin?.end(input);
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     stdout += d;
     if (!quiet) process.stdout.write(d);
   });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     if (!quiet) process.stderr.write(d);
   });
@@ -160,7 +194,7 @@ async function spawnCommand(argv: string[], quiet: boolean): Promise<Result> {
 class Shell {
   readonly dryRun: boolean;
   readonly out: (line: string) => void;
-  readonly exec: (argv: string[], quiet: boolean) => Promise<Result>;
+  readonly exec: (argv: string[], quiet: boolean, input?: string) => Promise<Result>;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
   readonly pollCapMs: number;
@@ -183,10 +217,10 @@ class Shell {
   }
 
   /** Runs argv; a non-zero exit throws unless `allowFail`. */
-  async run(argv: string[], options: { allowFail?: boolean; quiet?: boolean; dryResult?: Partial<Result> } = {}): Promise<Result> {
+  async run(argv: string[], options: { allowFail?: boolean; quiet?: boolean; dryResult?: Partial<Result>; input?: string } = {}): Promise<Result> {
     if (this.dryRun || !options.quiet) this.out(`$ ${shellQuote(argv)}`);
     if (this.dryRun) return { code: 0, stdout: '', stderr: '', ...options.dryResult };
-    const result = await this.exec(argv, options.quiet ?? false);
+    const result = await this.exec(argv, options.quiet ?? false, options.input);
     if (result.code !== 0 && !options.allowFail) throw new Error(`${argv[0]} exited ${result.code}: ${shellQuote(argv)}\n${result.stderr.trim()}`);
     return result;
   }
@@ -204,15 +238,29 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
   sh.note(`scenarios: ${plans.map((p) => p.scenario.name).join(', ')}`);
   if (o.dryRun) sh.note('CALL_START below: the time the call started (RFC 3339); "poll" lines: the command after them is repeated');
 
+  // ---- versions ------------------------------------------------------------------------------------
+  sh.note(`pinned: kind v${PINNED.kind}, node image ${PINNED.nodeImage}, Istio ${PINNED.istio}`);
+  const kindVersion = await sh.run(['kind', 'version'], { quiet: true, allowFail: true, dryResult: { stdout: `kind v${PINNED.kind}` } });
+  const istioVersion = await sh.run(['istioctl', 'version', '--remote=false', '-o', 'json'], {
+    quiet: true,
+    allowFail: true,
+    dryResult: { stdout: JSON.stringify({ clientVersion: { version: PINNED.istio } }) },
+  });
+  const wrong = versionProblems(kindVersion.stdout, istioVersion.stdout);
+  if (wrong.length > 0) {
+    for (const w of wrong) out(`e2e:kind: ${w}`);
+    return 1;
+  }
+
   // ---- cluster -------------------------------------------------------------------------------------
   const clusters = await sh.run(['kind', 'get', 'clusters'], { quiet: true });
   const reuse = clusters.stdout.split('\n').map((s) => s.trim()).includes(o.cluster);
-  if (reuse) sh.note(`reusing the existing cluster ${o.cluster} (it is not deleted at the end)`);
+  if (reuse) sh.note(`reusing the existing cluster ${o.cluster} as it is, its Kubernetes version included (it is not deleted at the end)`);
   else {
     if (o.dryRun) sh.note(`if ${o.cluster} is not listed: create it (a listed one is reused, and not deleted at the end)`);
-    await sh.run(['kind', 'create', 'cluster', '--name', o.cluster, '--wait', '180s']);
+    await sh.run(['kind', 'create', 'cluster', '--name', o.cluster, '--image', PINNED.nodeImage, '--wait', '180s']);
   }
-  const applied = { tlsNamespace: false };
+  const applied = { namespace: false };
 
   const cleanup = async () => {
     if (o.keep) {
@@ -224,11 +272,8 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
       await sh.run(['kind', 'delete', 'cluster', '--name', o.cluster], { allowFail: true });
       return;
     }
-    const vsName = plans[0]?.vs.name ?? 'grpc-helloworld-virtual-service';
-    await sh.run(kubectl('default', 'delete', 'virtualservice', vsName, '--ignore-not-found'), { allowFail: true });
-    await sh.run(kubectl('default', 'delete', '-k', 'k8s/client', '--ignore-not-found'), { allowFail: true });
-    await sh.run(kubectl('default', 'delete', '-k', 'k8s/plaintext', '--ignore-not-found'), { allowFail: true });
-    if (applied.tlsNamespace || o.dryRun) await sh.run(kubectl(null, 'delete', 'namespace', TLS_NAMESPACE, '--ignore-not-found'), { allowFail: true });
+    // everything the plan deployed, VirtualServices included, is in its namespace
+    if (applied.namespace || o.dryRun) await sh.run(kubectl(null, 'delete', 'namespace', NAMESPACE, '--ignore-not-found'), { allowFail: true });
   };
   let cleaned = false;
   const onSignal = () => {
@@ -250,47 +295,42 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
     ]);
     await sh.run(kubectl('istio-system', 'rollout', 'status', 'deployment/istiod', '--timeout=300s'));
 
-    // ---- namespaces, labelled before any pod is created (injection happens at pod creation) -----------
-    const tlsUsed = plans.some((p) => p.scenario.calls.some((c) => c.port === 'tls'));
-    await sh.run(kubectl(null, 'label', 'namespace', 'default', 'istio-injection=enabled', '--overwrite'));
-    if (tlsUsed) {
-      const ns = await sh.run(kubectl(null, 'get', 'namespace', TLS_NAMESPACE, '--ignore-not-found', '-o', 'name'), { quiet: true });
-      if (ns.stdout.trim() === '') await sh.run(kubectl(null, 'create', 'namespace', TLS_NAMESPACE));
-      applied.tlsNamespace = true;
-      await sh.run(kubectl(null, 'label', 'namespace', TLS_NAMESPACE, 'istio-injection=enabled', '--overwrite'));
-    }
+    // ---- the namespace, labelled before any pod is created (injection happens at pod creation) --------
+    const existing = await sh.run(kubectl(null, 'get', 'namespace', NAMESPACE, '--ignore-not-found', '-o', 'name'), { quiet: true });
+    if (existing.stdout.trim() === '') await sh.run(kubectl(null, 'create', 'namespace', NAMESPACE));
+    applied.namespace = true;
+    await sh.run(kubectl(null, 'label', 'namespace', NAMESPACE, 'istio-injection=enabled', '--overwrite'));
 
     // ---- image ---------------------------------------------------------------------------------------
     await sh.run(['docker', 'build', '-t', image, '.']);
     await sh.run(['kind', 'load', 'docker-image', image, '--name', o.cluster]);
 
-    // ---- workloads -----------------------------------------------------------------------------------
-    const workloads: [string, string, string][] = [
-      ['default', 'k8s/plaintext', SERVER_DEPLOYMENT],
-      ['default', 'k8s/client', CLIENT_DEPLOYMENT],
-      ...(tlsUsed ? ([[TLS_NAMESPACE, 'k8s/tls', SERVER_DEPLOYMENT]] as [string, string, string][]) : []),
+    // ---- workloads: side by side in the one namespace ---------------------------------------------------
+    const ports = [...new Set<Port>(['grpc', ...plans.flatMap((p) => p.scenario.calls.map((c) => c.port))])];
+    const workloads: Array<{ dir: string; deployment: string; app: string }> = [
+      ...ports.map((port) => ({ dir: SERVERS[port].overlay, deployment: SERVERS[port].deployment, app: SERVERS[port].app })),
+      { dir: 'k8s/client', deployment: CLIENT_DEPLOYMENT, app: 'grpc-client' },
     ];
-    for (const [ns, dir] of workloads) await sh.run(kubectl(ns, 'apply', '-k', dir));
+    for (const w of workloads) await sh.run(kubectl(NAMESPACE, 'apply', '-k', w.dir));
     if (reuse) {
       sh.note('a reused cluster: restart, so the pods run the image just loaded (same tag) and have their sidecars');
-      for (const [ns, , deploy] of workloads) await sh.run(kubectl(ns, 'rollout', 'restart', `deployment/${deploy}`));
+      for (const w of workloads) await sh.run(kubectl(NAMESPACE, 'rollout', 'restart', `deployment/${w.deployment}`));
     }
-    for (const [ns, , deploy] of workloads) await sh.run(kubectl(ns, 'rollout', 'status', `deployment/${deploy}`, '--timeout=300s'));
-    for (const [ns, , deploy] of workloads) {
-      const label = deploy === CLIENT_DEPLOYMENT ? 'app=grpc-client' : 'app=grpc-helloworld';
+    for (const w of workloads) await sh.run(kubectl(NAMESPACE, 'rollout', 'status', `deployment/${w.deployment}`, '--timeout=300s'));
+    for (const w of workloads) {
       const names = await sh.run(
-        kubectl(ns, 'get', 'pods', '-l', label, '-o', 'jsonpath={.items[*].spec.containers[*].name} {.items[*].spec.initContainers[*].name}'),
+        kubectl(NAMESPACE, 'get', 'pods', '-l', `app=${w.app}`, '-o', 'jsonpath={.items[*].spec.containers[*].name} {.items[*].spec.initContainers[*].name}'),
         { quiet: true, dryResult: { stdout: 'istio-proxy' } },
       );
       if (!names.stdout.split(/\s+/).includes('istio-proxy')) {
-        throw new Error(`no istio-proxy sidecar in the ${deploy} pods of ${ns}: was the namespace labelled istio-injection=enabled before they were created?`);
+        throw new Error(`no istio-proxy sidecar in the ${w.deployment} pods of ${NAMESPACE}: was the namespace labelled istio-injection=enabled before they were created?`);
       }
     }
 
     // ---- scenarios -----------------------------------------------------------------------------------
     const vsName = plans[0]?.vs.name;
-    for (const ns of ['default', ...(tlsUsed ? [TLS_NAMESPACE] : [])]) {
-      if (vsName) await sh.run(kubectl(ns, 'delete', 'virtualservice', vsName, '--ignore-not-found'));
+    for (const port of ports) {
+      if (vsName) await sh.run(kubectl(NAMESPACE, 'delete', 'virtualservice', virtualServiceName(port, vsName), '--ignore-not-found'));
     }
     for (const plan of plans) {
       const problems = await runScenario(sh, kubectl, plan);
@@ -318,11 +358,40 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
 
 type Kubectl = (ns: string | null, ...args: string[]) => string[];
 
-const namespaceOf = (port: Port) => (port === 'tls' ? TLS_NAMESPACE : 'default');
-const serverAddr = (port: Port) => `${SERVICE}.${namespaceOf(port)}.svc.cluster.local:10000`;
+/** The server's Service by its short name: the client pod is in the same namespace. */
+const serverAddr = (port: Port) => `${SERVERS[port].service}:10000`;
 
 function clientCommand(kubectl: Kubectl, p: Prediction): string[] {
-  return kubectl('default', 'exec', `deploy/${CLIENT_DEPLOYMENT}`, '-c', CLIENT_CONTAINER, '--', '/client', '-server_addr', serverAddr(p.call.port), ...clientArgs(p));
+  return kubectl(NAMESPACE, 'exec', `deploy/${CLIENT_DEPLOYMENT}`, '-c', CLIENT_CONTAINER, '--', '/client', '-server_addr', serverAddr(p.call.port), ...clientArgs(p));
+}
+
+/** The VirtualService a scenario puts in front of a port's Service: k8s/istio's own for grpc, a `-tls` twin for tls. */
+export const virtualServiceName = (port: Port, name: string) => (port === 'tls' ? `${name}-tls` : name);
+
+/**
+ * A scenario's VirtualService aimed at the TLS Service instead: the same routes and faults, its own name (both
+ * are in one namespace), hosts and destinations grpc-helloworld-service-tls. Behind a port named tls it must
+ * change nothing: that is what the passthrough scenario shows.
+ */
+export function virtualServiceForTls(file: string): { name: string; yaml: string } {
+  const vs = parseYaml(readFileSync(join(repoRoot, 'k8s/istio', file), 'utf8')) as {
+    metadata: { name: string };
+    spec: { hosts: string[]; http: Array<{ route?: Array<{ destination: { host: string } }> }> };
+  };
+  vs.metadata.name = virtualServiceName('tls', vs.metadata.name);
+  vs.spec.hosts = [SERVERS.tls.service];
+  for (const r of vs.spec.http) for (const d of r.route ?? []) d.destination.host = SERVERS.tls.service;
+  return { name: vs.metadata.name, yaml: stringifyYaml(vs) };
+}
+
+async function applyVirtualService(sh: Shell, kubectl: Kubectl, port: Port, file: string): Promise<void> {
+  if (port === 'grpc') {
+    await sh.run(kubectl(NAMESPACE, 'apply', '-f', `k8s/istio/${file}`));
+    return;
+  }
+  const { name, yaml } = virtualServiceForTls(file);
+  sh.note(`on stdin: k8s/istio/${file} aimed at ${SERVERS.tls.service} (hosts and destinations), named ${name}`);
+  await sh.run(kubectl(NAMESPACE, 'apply', '-f', '-'), { input: yaml });
 }
 
 function describe(p: Prediction): string {
@@ -363,14 +432,14 @@ interface EnvoyLogLine {
 
 /** The client sidecar's access-log lines for requests started in [from, to], waiting for them to be flushed. */
 async function sidecarLines(sh: Shell, kubectl: Kubectl, p: Prediction, from: string, to: string): Promise<EnvoyLogLine[]> {
-  const cmd = kubectl('default', 'logs', `deploy/${CLIENT_DEPLOYMENT}`, '-c', 'istio-proxy', `--since-time=${from}`);
+  const cmd = kubectl(NAMESPACE, 'logs', `deploy/${CLIENT_DEPLOYMENT}`, '-c', 'istio-proxy', `--since-time=${from}`);
   if (sh.dryRun) {
     sh.out(`$ ${shellQuote(cmd)}`);
     return [];
   }
   const ours = (l: EnvoyLogLine) =>
     l.start_time !== undefined && l.start_time >= from && l.start_time <= to &&
-    (p.call.port === 'tls' ? (l.upstream_cluster ?? '').includes(`.${TLS_NAMESPACE}.`) : l.path === '/helloworld.Greeter/SayHello');
+    (p.call.port === 'tls' ? (l.upstream_cluster ?? '').includes(`|${SERVERS.tls.service}.`) : l.path === '/helloworld.Greeter/SayHello');
   const want = p.call.port === 'tls' ? 1 : p.count;
   let lines: EnvoyLogLine[] = [];
   const deadline = sh.now() + 20_000; // Envoy flushes its access log on a timer
@@ -403,7 +472,7 @@ function checkSidecar(p: Prediction, lines: EnvoyLogLine[], delayed: number): st
 }
 
 async function serverEntries(sh: Shell, kubectl: Kubectl, p: Prediction, from: string, to: string): Promise<ServerLogEntry[]> {
-  const cmd = kubectl(namespaceOf(p.call.port), 'logs', '-l', 'app=grpc-helloworld', '-c', SERVER_CONTAINER, '--tail=-1', `--since-time=${from}`);
+  const cmd = kubectl(NAMESPACE, 'logs', '-l', `app=${SERVERS[p.call.port].app}`, '-c', SERVER_CONTAINER, '--tail=-1', `--since-time=${from}`);
   if (sh.dryRun) {
     sh.out(`$ ${shellQuote(cmd)}`);
     return [];
@@ -422,11 +491,10 @@ async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predicti
   sh.note('');
   sh.note(`scenario ${scenario.name}: ${scenario.summary}`);
   const ports = [...new Set(scenario.calls.map((c) => c.port))];
-  const namespaces = ports.map(namespaceOf);
   const baselines = ports.map((port) => predict(scenario, baselineCall(port), null));
   for (const b of baselines) problems.push(...(await pollUntil(sh, kubectl, b, `the baseline (no VirtualService, port ${b.call.port})`)));
 
-  for (const ns of namespaces) await sh.run(kubectl(ns, 'apply', '-f', `k8s/istio/${scenario.virtualService}`));
+  for (const port of ports) await applyVirtualService(sh, kubectl, port, scenario.virtualService);
   const inForce = await pollUntil(sh, kubectl, probe, `VirtualService ${vs.name} (${scenario.virtualService}) in force`);
   problems.push(...inForce);
 
@@ -451,7 +519,7 @@ async function runScenario(sh: Shell, kubectl: Kubectl, { scenario, vs, predicti
     }
   }
 
-  for (const ns of namespaces) await sh.run(kubectl(ns, 'delete', 'virtualservice', vs.name, '--ignore-not-found'));
+  for (const port of ports) await sh.run(kubectl(NAMESPACE, 'delete', 'virtualservice', virtualServiceName(port, vs.name), '--ignore-not-found'));
   for (const b of baselines) problems.push(...(await pollUntil(sh, kubectl, b, `the baseline back (VirtualService deleted, port ${b.call.port})`)));
   if (!sh.dryRun) sh.note(problems.length === 0 ? `scenario ${scenario.name}: passed` : `scenario ${scenario.name}: FAILED\n#   ${problems.join('\n#   ')}`);
   return problems;

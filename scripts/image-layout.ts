@@ -1,7 +1,8 @@
 // Lays out, under DIR, exactly the files the Dockerfile's runtime stage copies, at the same paths:
 //   DIR/server, DIR/client   the bundles (dist/server.js, dist/client.cjs) behind a shebang for the runtime image's node, mode 0555
 //   DIR/certs/               the TEST-ONLY PKI (certificates, keys and the README that says so), mode 0444
-//   DIR/licenses/            the bundles' third-party licence comments (esbuild's *.LEGAL.txt), mode 0444
+//   DIR/licenses/            LICENSE (this project's, Apache-2.0) and THIRD-PARTY-NOTICES.txt (every npm package in the
+//                            bundles with its licence, written by the build: scripts/notices.ts), mode 0444
 // The Dockerfile runs this script in its build stage (`node scripts/image-layout.ts /layout`) and its runtime
 // stage copies /layout/<path> to /<path>, so the image and a local layout are made by the same code;
 // test/image-layout.test.ts checks that the COPY lines and this layout still correspond, and runs DIR/server
@@ -13,6 +14,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE_FILES, type Program } from './bundles.ts';
+import { NOTICES_FILE } from './notices.ts';
 import { SERVER_NODE_FLAGS } from '../src/server/v8-flags.ts';
 
 /** Where `node` lives in the runtime image (gcr.io/distroless/nodejs24-debian12): the bundles' shebang. */
@@ -20,6 +22,9 @@ export const RUNTIME_NODE = '/nodejs/bin/node';
 
 /** The top-level entries of a layout, each one COPY in the Dockerfile's runtime stage. */
 export const LAYOUT_ENTRIES = ['server', 'client', 'certs', 'licenses'];
+
+/** The files of licenses/: the project's licence and the notices the build writes to dist/. */
+export const LICENSE_FILES = ['LICENSE', NOTICES_FILE];
 
 /** The files of certs/ that ship: everything a user needs for -tls, -ca_file and mTLS, not the CA's key. */
 export const SHIPPED_CERTS = ['README.md', 'ca.pem', 'server.pem', 'server-key.pem', 'client.pem', 'client-key.pem'];
@@ -60,9 +65,9 @@ function prepare(dir: string): void {
 
 export function layOut(dir: string, { dist = join(root, 'dist'), certs = join(root, 'certs') } = {}): void {
   const programs = Object.keys(BUNDLE_FILES) as Program[];
-  for (const name of programs) {
-    const bundle = join(dist, BUNDLE_FILES[name]);
-    if (!existsSync(bundle)) throw new LayoutError(`${bundle} is missing: run \`npm run build\` first`);
+  const licenses: Record<string, string> = { LICENSE: join(root, 'LICENSE'), [NOTICES_FILE]: join(dist, NOTICES_FILE) };
+  for (const built of [...programs.map((name) => join(dist, BUNDLE_FILES[name])), licenses[NOTICES_FILE]!]) {
+    if (!existsSync(built)) throw new LayoutError(`${built} is missing: run \`npm run build\` first`);
   }
   for (const name of SHIPPED_CERTS) {
     if (!existsSync(join(certs, name))) throw new LayoutError(`${join(certs, name)} is missing`);
@@ -82,8 +87,8 @@ export function layOut(dir: string, { dist = join(root, 'dist'), certs = join(ro
   }
 
   mkdirSync(join(dir, 'licenses'), { mode: DIRECTORY });
-  for (const name of readdirSync(dist).filter((n) => n.endsWith('.LEGAL.txt')).sort()) {
-    copyFileSync(join(dist, name), join(dir, 'licenses', name));
+  for (const name of LICENSE_FILES) {
+    copyFileSync(licenses[name]!, join(dir, 'licenses', name));
     chmodSync(join(dir, 'licenses', name), DATA);
   }
 }

@@ -2,13 +2,18 @@
 // Never a stack trace: a UsageError exits 2, anything else 1.
 import { UsageError } from './flags.ts';
 
+/** Exit codes both programs use (the client also exits 64 + a gRPC status: status.ts). */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
 export function errorLine(program: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return `${program}: ${message.split('\n')[0]}\n`;
 }
 
 export function exitCodeForError(err: unknown): number {
-  return err instanceof UsageError ? 2 : 1;
+  return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 /** Runs main and exits with its code as soon as it resolves: a probe does no work after the answer. */

@@ -76,11 +76,15 @@ export function parseFlags<T extends FlagTable>(
     const m = /^--?([^=]+)=(.*)$/s.exec(arg);
     if (m && booleans.includes(m[1]!)) booleanValues.set(m[1]!, m[2]!);
     else rest.push(arg);
+    const bare = /^--?([^=-][^=]*)$/s.exec(arg)?.[1];
+    if (bare !== undefined && Object.hasOwn(table, bare) && !booleans.includes(bare) && !takesValue(argv[i + 1])) {
+      throw new UsageError(`flag needs an argument: -${bare}`);
+    }
   }
   const given = rest.length === 0 ? { _: [] } : parse(rest, names, booleans, table);
 
   for (const key of Object.keys(given)) {
-    if (key !== '_' && key !== '--' && !(key in table) && !HELP_FLAGS.has(key)) {
+    if (key !== '_' && key !== '--' && !Object.hasOwn(table, key) && !HELP_FLAGS.has(key)) {
       throw new UsageError(`flag provided but not defined: -${key}`);
     }
   }
@@ -121,6 +125,11 @@ function parse(rest: string[], names: string[], booleans: string[], table: FlagT
   });
   if (parsed.error) throw new UsageError(parsed.error.message);
   return parsed.argv as Record<string, unknown>;
+}
+
+/** Whether yargs-parser takes `next` as the preceding flag's value: it takes a flag (but a negative number) for the next flag. */
+function takesValue(next: string | undefined): boolean {
+  return next !== undefined && next !== '--' && !/^-(?![\d.])/.test(next);
 }
 
 function mentions(argv: readonly string[], name: string): boolean {
@@ -200,8 +209,11 @@ export function parseSeconds(text: string): number {
   return at > 0 ? total : Number.NaN;
 }
 
-/** The usage text: one line a flag, Go's `-flag value` spelling, with default and environment variable. */
-export function usage(table: FlagTable, synopsis: string, envPrefix: string): string {
+/** An exit code (or a range, e.g. "64+N") and what it means, for the usage text. */
+export type ExitCodeLine = readonly [code: number | string, meaning: string];
+
+/** The usage text: one line a flag, Go's `-flag value` spelling, with default and environment variable; then the exit codes. */
+export function usage(table: FlagTable, synopsis: string, envPrefix: string, exitCodes: readonly ExitCodeLine[] = []): string {
   const lines = [`Usage: ${synopsis}`, '', 'Flags (-flag value, -flag=value or --flag):'];
   for (const [name, spec] of Object.entries(table)) {
     const arg = spec.kind === 'boolean' ? '' : ` ${spec.arg ?? (spec.kind === 'seconds' ? 'seconds' : spec.kind)}`;
@@ -210,5 +222,6 @@ export function usage(table: FlagTable, synopsis: string, envPrefix: string): st
     lines.push(`  -${name}${arg}`, `      ${spec.describe}${dflt}`);
   }
   lines.push('', `Every flag can also be set by the environment variable ${envPrefix}<FLAG>, e.g. ${envPrefix}TLS=true.`);
+  if (exitCodes.length > 0) lines.push('', 'Exit codes:', ...exitCodes.map(([code, meaning]) => `  ${String(code).padEnd(6)}${meaning.replaceAll('\n', `\n${' '.repeat(8)}`)}`));
   return lines.join('\n');
 }

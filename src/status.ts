@@ -42,7 +42,9 @@ export function parseStatusCode(text: string): number | undefined {
   return i >= 0 ? i : undefined;
 }
 
+export const STATUS_EXIT_BASE = 64;
+
 /** The client's exit code for a failed request: 64 + the gRPC status code, as grpcurl does. */
 export function exitCodeForStatus(code: number): number {
-  return 64 + code;
+  return STATUS_EXIT_BASE + code;
 }

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../src/cli.ts';
 import { clientFlags } from '../src/client/options.ts';
+import { exitCodeForStatus, STATUS_NAMES } from '../src/status.ts';
 import { client, type JsonDocument } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { bundle, cleanEnv, root, runClient, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
@@ -77,11 +79,11 @@ describe('deadline against a server that sleeps 3 s', () => {
     expect(r.code).toBe(68);
     const doc = JSON.parse(r.stdout) as JsonDocument;
     expectValid(doc);
-    // (the server's own DEADLINE_EXCEEDED, at the same deadline counted from later, wins only when this one runs late)
+    // (the server's own DEADLINE_EXCEEDED, at the same deadline counted from later, is read first only when this one runs late)
     expect(doc.requests[0]).toMatchObject({
       status: 'DEADLINE_EXCEEDED',
       code: 4,
-      details: expect.stringMatching(/^(deadline exceeded after 1s: no answer from the server yet|Deadline exceeded)$/),
+      details: expect.stringMatching(/^deadline exceeded after 1s: (no answer from the server yet|the server answered DEADLINE_EXCEEDED: Deadline exceeded)$/),
     });
     expect(doc.requests[0]!.latency_ms).toBeGreaterThanOrEqual(1000);
     expect(doc.requests[0]!.latency_ms).toBeLessThan(1500);
@@ -151,6 +153,15 @@ describe('exit codes', () => {
     expect(r.stdout).toMatch(/^Usage: client \[flags\] \[name\]/);
     for (const flag of Object.keys(clientFlags)) expect(r.stdout).toContain(`  -${flag}`);
     expect(r.stdout).toContain('HELLO_CLIENT_');
+  });
+
+  test('-h lists the exit codes, every status code among them', async () => {
+    const r = await runClient(['-h']);
+    const codes = r.stdout.slice(r.stdout.indexOf('\nExit codes:\n'));
+    for (const code of [EXIT_OK, EXIT_FAILURE, EXIT_USAGE]) expect(codes).toMatch(new RegExp(`^  ${code} +\\w`, 'm'));
+    expect(codes).toMatch(/^  64\+N +the first failed request/m);
+    STATUS_NAMES.slice(1).forEach((name, i) => expect(codes).toContain(`${exitCodeForStatus(i + 1)} ${name}`));
+    expect(codes).toContain('68 DEADLINE_EXCEEDED');
   });
 });
 

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { constants } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UsageError } from '../src/flags.ts';
@@ -289,8 +291,9 @@ describe('answers a gRPC library would not give', () => {
 
 describe.concurrent('deadlines', () => {
   // The server ends the call at the same deadline (grpc-timeout), counted from a moment later: the client's
-  // own timer comes first, unless a busy machine runs it late and the server's DEADLINE_EXCEEDED wins.
-  const deadlineWords = (timeout: string) => new RegExp(`^(deadline exceeded after ${timeout.replace('.', '\\.')}: no answer from the server yet|Deadline exceeded)$`);
+  // own timer comes first, unless a busy machine runs it late and the server's DEADLINE_EXCEEDED is read first.
+  const deadlineWords = (timeout: string) =>
+    new RegExp(`^deadline exceeded after ${timeout.replace('.', '\\.')}: (no answer from the server yet|the server answered DEADLINE_EXCEEDED: Deadline exceeded)$`);
 
   test('the deadline ends a call the server is slow to answer: DEADLINE_EXCEEDED after ≈ the timeout', async ({ expect }) => {
     const r = await client(['-server_addr', plain.address, '-timeout', '0.5', '-H', 'x-helloworld-delay-ms: 3000', '-json']);
@@ -315,6 +318,60 @@ describe.concurrent('deadlines', () => {
     expect(grpcTimeout(0.1)).toBe('1m');
     expect(grpcTimeout(99_999_999)).toBe('99999999m');
     expect(grpcTimeout(100_000_000)).toBe('100000S');
+  });
+});
+
+describe('a failure read after the deadline', () => {
+  // grpc-go servers end a call whose deadline passed with `UNKNOWN: context deadline exceeded`. When that
+  // answer is read after the client's own deadline but before its timer runs (a busy event loop), the call
+  // has still run past the deadline the user gave. Made to happen for sure: a node:http2 server in a worker
+  // thread answers while this thread is held in a timer callback (timers run before I/O), until past the
+  // deadline; then the client reads the answer before its own timer's turn.
+  const WORKER = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const flags = new Int32Array(workerData);
+    const server = require('node:http2').createServer();
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.resume();
+      stream.on('end', () => {
+        Atomics.store(flags, 0, 1); // request read
+        Atomics.wait(flags, 1, 0, 20000); // until the client's thread is held
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '2', 'grpc-message': 'context deadline exceeded', hostname: 'go-pod' }, { endStream: true });
+        stream.on('close', () => setTimeout(() => { Atomics.store(flags, 2, 1); Atomics.notify(flags, 2); }, 50)); // sent
+      });
+    });
+    server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`;
+
+  test('is DEADLINE_EXCEEDED (exit 68), with the server\'s words in the details', { timeout: 60_000 }, async () => {
+    const flags = new Int32Array(new SharedArrayBuffer(12));
+    const worker = new Worker(WORKER, { eval: true, workerData: flags.buffer });
+    const timeoutMs = 2000;
+    let held = false;
+    try {
+      const [port] = (await once(worker, 'message')) as [number];
+      const hold = setInterval(() => {
+        if (Atomics.load(flags, 0) === 0) return;
+        clearInterval(hold);
+        const seen = performance.now(); // the request started before: its deadline is before seen + timeoutMs
+        Atomics.store(flags, 1, 1);
+        Atomics.notify(flags, 1);
+        held = Atomics.wait(flags, 2, 0, 20_000) !== 'timed-out';
+        while (performance.now() < seen + timeoutMs + 50);
+      }, 5);
+      const r = await client(['-server_addr', `127.0.0.1:${port}`, '-timeout', String(timeoutMs / 1000), '-json']);
+      expect(held).toBe(true);
+      expect(r.code).toBe(68);
+      expect(r.json().requests[0]).toMatchObject({
+        status: 'DEADLINE_EXCEEDED',
+        details: 'deadline exceeded after 2s: the server answered UNKNOWN: context deadline exceeded',
+        hostname: 'go-pod',
+        ok: false,
+      });
+      expect(r.json().requests[0]!.latency_ms).toBeGreaterThanOrEqual(timeoutMs);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
 
@@ -937,6 +994,12 @@ describe('flow control against a server with any windows (fast-check)', () => {
   // node:http2 servers with small windows and frames of any allowed size, answering in pieces of random
   // size: every request of up to 200 KB goes out within the server's windows, and every answer comes back
   // whole. Bounded: 25 runs, 20 s.
+  // The work is bounded too, so that a correct transfer always fits its deadline: a window of W bytes lets
+  // W bytes go per round trip (the server's WINDOW_UPDATE), about 40 µs here, and a 1-byte window with a
+  // 95 KB request took 10-12 s on a busy 2-core machine. So a run sends at most ROUND_TRIPS windows' worth
+  // and the answer comes in at most PIECES pieces: a fraction of a second here, against -timeout 30.
+  const ROUND_TRIPS = 4000;
+  const PIECES = 10_000;
   test('every request goes out and every answer comes back whole', { timeout: 60_000 }, async () => {
     let runs = 0;
     await fc.assert(
@@ -946,12 +1009,14 @@ describe('flow control against a server with any windows (fast-check)', () => {
         fc.integer({ min: 0, max: 200 }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 70_000 }),
-        async (initialWindowSize, maxFrameSize, nameKb, count, piece) => {
+        async (initialWindowSize, maxFrameSize, nameKb, count, pieceSize) => {
           runs++;
+          const name = 'w'.repeat(Math.min(nameKb * 1024, Math.floor((ROUND_TRIPS * initialWindowSize) / count)));
+          const piece = Math.max(pieceSize, Math.ceil((name.length + 20) / PIECES));
           const raw = await rawH2Server(
             (stream, _headers, n) => {
-              const name = decodeHelloReply(raw.requests[n - 1]!.body.subarray(5)).message; // HelloRequest: the same field 1
-              const answer = frame(encodeHelloRequest({ name: `Hello ${name}` }));
+              const sent = decodeHelloReply(raw.requests[n - 1]!.body.subarray(5)).message; // HelloRequest: the same field 1
+              const answer = frame(encodeHelloRequest({ name: `Hello ${sent}` }));
               stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
               stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
               for (let at = 0; at < answer.length; at += piece) stream.write(answer.subarray(at, at + piece));
@@ -960,8 +1025,7 @@ describe('flow control against a server with any windows (fast-check)', () => {
             { initialWindowSize, maxFrameSize },
           );
           try {
-            const name = 'w'.repeat(nameKb * 1024);
-            const r = await client(['-server_addr', raw.address, '-count', String(count), '-concurrency', String(count), '-timeout', '5', '-json', name]);
+            const r = await client(['-server_addr', raw.address, '-count', String(count), '-concurrency', String(count), '-timeout', '30', '-json', name]);
             expect(r.code, r.stderr).toBe(0);
             const requests = r.json<{ requests: JsonRequest[] }>().requests;
             expect(requests).toHaveLength(count);

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kindE2e as runPlan, parseKindArgs, shellQuote, TLS_NAMESPACE, type Result } from '../e2e/kind.ts';
-import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenarios, predict, scenarios, selectRoute } from '../e2e/scenarios.ts';
-import type { VirtualServiceModel } from '../e2e/virtual-service.ts';
+import { kindE2e as runPlan, NAMESPACE, parseKindArgs, PINNED, SERVERS, shellQuote, versionProblems, virtualServiceForTls, type Result } from '../e2e/kind.ts';
+import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenarios, predict, scenarios, selectRoute, type Port } from '../e2e/scenarios.ts';
+import { readVirtualService, type VirtualServiceModel } from '../e2e/virtual-service.ts';
 import { statusName } from '../src/status.ts';
 import { root } from './helpers/spawn.ts';
 
@@ -21,6 +21,7 @@ function kindE2e(args: string[], env: NodeJS.ProcessEnv = process.env) {
 const find = (lines: string[], text: string, from = 0) => lines.findIndex((l, i) => i >= from && l.includes(text));
 
 const ctx = 'kubectl --context kind-grpc-helloworld-e2e';
+const ns = `${ctx} -n ${NAMESPACE}`;
 
 describe('npm run e2e:kind -- --dry-run: the plan', () => {
   const { code, out, lines, err } = kindE2e(['--dry-run']);
@@ -37,9 +38,22 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
     expect(pkg.scripts['e2e:kind']).toBe('node e2e/kind.ts');
   });
 
-  it('creates (or reuses) the cluster, installs Istio minimal with access logs, waits for istiod', () => {
-    expect(commands[0]).toBe('$ kind get clusters');
-    expect(commands[1]).toBe('$ kind create cluster --name grpc-helloworld-e2e --wait 180s');
+  it('checks the pinned versions of kind and istioctl, then creates (or reuses) the cluster from the pinned node image', () => {
+    expect(commands.slice(0, 4)).toEqual([
+      '$ kind version',
+      '$ istioctl version --remote=false -o json',
+      '$ kind get clusters',
+      `$ kind create cluster --name grpc-helloworld-e2e --image ${PINNED.nodeImage} --wait 180s`,
+    ]);
+    expect(PINNED.nodeImage).toMatch(/^kindest\/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
+    expect(out).toContain(`# pinned: kind v${PINNED.kind}, node image ${PINNED.nodeImage}, Istio ${PINNED.istio}`);
+    // and the README's Versions table says the same
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const row = /^\| `npm run e2e:kind` \|.*$/m.exec(readme)?.[0] ?? '';
+    for (const v of [`kind v${PINNED.kind}`, PINNED.nodeImage.split('@')[0]!, `Istio ${PINNED.istio}`]) expect(row).toContain(v);
+  });
+
+  it('installs Istio minimal with access logs, waits for istiod', () => {
     expect(out).toMatch(/# if grpc-helloworld-e2e is not listed: create it \(a listed one is reused, and not deleted at the end\)/);
     const istio = commands.find((c) => c.startsWith('$ istioctl install'))!;
     expect(istio).toContain('-y');
@@ -50,32 +64,30 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
     expect(find(lines, `${ctx} -n istio-system rollout status deployment/istiod`)).toBeGreaterThan(find(lines, '$ istioctl install'));
   });
 
-  it('labels the namespaces for injection before creating any pod, builds and loads the image before deploying', () => {
-    const label = find(lines, `${ctx} label namespace default istio-injection=enabled --overwrite`);
-    const labelTls = find(lines, `${ctx} label namespace grpc-helloworld-tls istio-injection=enabled --overwrite`);
-    const createTls = find(lines, `${ctx} create namespace grpc-helloworld-tls`);
+  it('labels its own namespace for injection before creating any pod, builds and loads the image before deploying', () => {
+    expect(NAMESPACE).not.toBe('default');
+    const create = find(lines, `${ctx} create namespace ${NAMESPACE}`);
+    const label = find(lines, `${ctx} label namespace ${NAMESPACE} istio-injection=enabled --overwrite`);
     const build = find(lines, '$ docker build -t grpc-helloworld:0.1.0 .');
     const load = find(lines, '$ kind load docker-image grpc-helloworld:0.1.0 --name grpc-helloworld-e2e');
-    const plain = find(lines, `${ctx} -n default apply -k k8s/plaintext`);
-    const client = find(lines, `${ctx} -n default apply -k k8s/client`);
-    const tls = find(lines, `${ctx} -n grpc-helloworld-tls apply -k k8s/tls`);
-    for (const i of [label, labelTls, createTls, build, load, plain, client, tls]) expect(i).toBeGreaterThan(0);
-    expect(createTls).toBeLessThan(labelTls);
-    expect(Math.max(label, labelTls)).toBeLessThan(Math.min(plain, client, tls));
+    // plaintext and TLS side by side in the one namespace
+    const plain = find(lines, `${ns} apply -k k8s/plaintext`);
+    const client = find(lines, `${ns} apply -k k8s/client`);
+    const tls = find(lines, `${ns} apply -k k8s/tls`);
+    for (const i of [create, label, build, load, plain, client, tls]) expect(i).toBeGreaterThan(0);
+    expect(create).toBeLessThan(label);
+    expect(label).toBeLessThan(Math.min(plain, client, tls));
     expect(build).toBeLessThan(load);
     expect(load).toBeLessThan(Math.min(plain, client, tls));
+    expect(out).not.toMatch(/-n default\b|namespace default\b|\.default\b|\.svc\b/);
     // the image tag is the one the overlays deploy
     expect(readFileSync(join(root, 'k8s/base/kustomization.yaml'), 'utf8')).toMatch(/newTag: 0\.1\.0/);
   });
 
   it('waits for the rollouts and checks the sidecars are there before the first scenario', () => {
     const first = find(lines, '# scenario ');
-    for (const [ns, d] of [
-      ['default', 'grpc-helloworld-deployment'],
-      ['default', 'grpc-client-deployment'],
-      ['grpc-helloworld-tls', 'grpc-helloworld-deployment'],
-    ]) {
-      const i = find(lines, `${ctx} -n ${ns} rollout status deployment/${d} --timeout=300s`);
+    for (const d of ['grpc-helloworld-deployment', 'grpc-helloworld-deployment-tls', 'grpc-client-deployment']) {
+      const i = find(lines, `${ns} rollout status deployment/${d} --timeout=300s`);
       expect(i).toBeGreaterThan(0);
       expect(i).toBeLessThan(first);
     }
@@ -91,14 +103,13 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
         return next < 0 ? lines.length : next;
       })();
       const section = lines.slice(start, end);
-      const exec = (p: Parameters<typeof clientArgs>[0]) => {
-        const ns = p.call.port === 'tls' ? 'grpc-helloworld-tls' : 'default';
-        return `$ ${ctx} -n default exec deploy/grpc-client-deployment -c client -- /client -server_addr grpc-helloworld-service.${ns}.svc.cluster.local:10000 ${shellQuote(clientArgs(p))}`;
-      };
+      // the Services by their short names: the client pod is in the same namespace
+      const exec = (p: Parameters<typeof clientArgs>[0]) =>
+        `$ ${ns} exec deploy/grpc-client-deployment -c client -- /client -server_addr ${SERVERS[p.call.port].service}:10000 ${shellQuote(clientArgs(p))}`;
       const ports = [...new Set(scenario.calls.map((c) => c.port))];
       const baselines = ports.map((port) => exec(predict(scenario, baselineCall(port), null)));
-      const apply = section.indexOf(`$ ${ctx} -n default apply -f k8s/istio/${scenario.virtualService}`);
-      const del = section.indexOf(`$ ${ctx} -n default delete virtualservice ${vs.name} --ignore-not-found`);
+      const apply = section.indexOf(`$ ${ns} apply -f k8s/istio/${scenario.virtualService}`);
+      const del = section.indexOf(`$ ${ns} delete virtualservice ${vs.name} --ignore-not-found`);
       expect(apply, scenario.name).toBeGreaterThan(0);
       expect(del).toBeGreaterThan(apply);
       for (const b of baselines) {
@@ -114,21 +125,35 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
       for (const p of predictions) {
         const i = section.indexOf(exec(p), at);
         expect(i, `${scenario.name}: ${p.call.label}`).toBeGreaterThan(0);
-        expect(section[i + 1]).toBe(`$ ${ctx} -n default logs deploy/grpc-client-deployment -c istio-proxy --since-time=CALL_START`);
-        const ns = p.call.port === 'tls' ? 'grpc-helloworld-tls' : 'default';
-        expect(section[i + 2]).toBe(`$ ${ctx} -n ${ns} logs -l app=grpc-helloworld -c helloworld --tail=-1 --since-time=CALL_START`);
+        expect(section[i + 1]).toBe(`$ ${ns} logs deploy/grpc-client-deployment -c istio-proxy --since-time=CALL_START`);
+        expect(section[i + 2]).toBe(`$ ${ns} logs -l app=${SERVERS[p.call.port].app} -c helloworld --tail=-1 --since-time=CALL_START`);
         at = i + 1;
       }
       expect(del).toBeGreaterThan(at);
-      if (ports.includes('tls')) expect(section).toContain(`$ ${ctx} -n grpc-helloworld-tls apply -f k8s/istio/${scenario.virtualService}`);
+      if (ports.includes('tls')) {
+        // the same VirtualService aimed at the TLS Service, on stdin, and deleted with the other
+        const tlsApply = section.indexOf(`$ ${ns} apply -f -`);
+        expect(section[tlsApply - 1]).toBe(`# on stdin: k8s/istio/${scenario.virtualService} aimed at grpc-helloworld-service-tls (hosts and destinations), named ${vs.name}-tls`);
+        expect(tlsApply).toBeLessThan(poll);
+        expect(section.indexOf(`$ ${ns} delete virtualservice ${vs.name}-tls --ignore-not-found`)).toBeGreaterThan(at);
+      }
+    }
+  });
+
+  it('aims the passthrough scenario\'s VirtualService at the TLS Service: its own name, the same routes and faults', () => {
+    for (const file of ['delay.yaml', 'header-delay.yaml']) {
+      const original = loadVirtualService(file);
+      const { name, yaml } = virtualServiceForTls(file);
+      const aimed = readVirtualService(yaml, 'stdin', { service: SERVERS.tls.service, servicePort: 10000 });
+      expect({ name, hosts: aimed.hosts, routes: aimed.routes }).toEqual({ name: `${original.name}-tls`, hosts: [SERVERS.tls.service], routes: original.routes });
     }
   });
 
   it('uses the client assertions: one command per scenario call, as in a pod', () => {
-    expect(out).toContain('/client -server_addr grpc-helloworld-service.default.svc.cluster.local:10000 -timeout 1 -json -expect_code DEADLINE_EXCEEDED');
+    expect(out).toContain('/client -server_addr grpc-helloworld-service:10000 -timeout 1 -json -expect_code DEADLINE_EXCEEDED');
     expect(out).toContain('-timeout 10 -json -expect_code UNAVAILABLE');
     expect(out).toContain("-H 'end-user: jason' -json -expect_code OK -expect_min_latency 3000ms -expect_max_latency 5000ms");
-    expect(out).toContain('-server_addr grpc-helloworld-service.grpc-helloworld-tls.svc.cluster.local:10000 -tls -timeout 10 -json -expect_code OK');
+    expect(out).toContain('-server_addr grpc-helloworld-service-tls:10000 -tls -timeout 10 -json -expect_code OK');
   });
 
   it('cleans up at the end: deletes the cluster it created', () => {
@@ -148,10 +173,10 @@ describe('npm run e2e:kind: arguments and tools', () => {
     const { code, out } = kindE2e(['--dry-run', '--only', 'abort', '--cluster=other']);
     expect(code, out).toBe(0);
     expect(out).toMatch(/^# scenarios: abort$/m);
-    expect(out).toContain('$ kind create cluster --name other --wait 180s');
-    expect(out).toContain('kubectl --context kind-other -n default apply -f k8s/istio/abort.yaml');
+    expect(out).toContain(`$ kind create cluster --name other --image ${PINNED.nodeImage} --wait 180s`);
+    expect(out).toContain(`kubectl --context kind-other -n ${NAMESPACE} apply -f k8s/istio/abort.yaml`);
     expect(out).not.toContain('# scenario delay');
-    expect(out).not.toContain('grpc-helloworld-tls'); // no TLS scenario: no TLS namespace
+    expect(out).not.toContain('k8s/tls'); // no TLS scenario: no TLS server
   });
 
   it.each([
@@ -203,13 +228,23 @@ interface MeshFlaws {
   noFlags?: boolean;
 }
 
+/** The server variant (by its Service) a command names. */
+function portOf(matches: (server: (typeof SERVERS)[Port]) => boolean): Port {
+  const port = (Object.keys(SERVERS) as Port[]).find((p) => matches(SERVERS[p]));
+  if (!port) throw new Error('names no server of SERVERS');
+  return port;
+}
+
 class SimulatedCluster {
   t = Date.parse('2030-01-01T00:00:00.000Z');
   commands: string[][] = [];
-  private inForce = new Map<string, VirtualServiceModel | null>();
-  private pending = new Map<string, { vs: VirtualServiceModel | null; execsLeft: number }>();
+  /** what `kind version` and `istioctl version --remote=false -o json` say */
+  versions = { kind: `kind v${PINNED.kind} go1.24.4 linux/amd64`, istioctl: JSON.stringify({ clientVersion: { version: PINNED.istio, revision: 'x' } }) };
+  /** by the Service it is for (the port the call goes to) */
+  private inForce = new Map<Port, VirtualServiceModel | null>();
+  private pending = new Map<Port, { vs: VirtualServiceModel | null; execsLeft: number }>();
   private envoy: Record<string, unknown>[] = [];
-  private server = new Map<string, Record<string, unknown>[]>();
+  private server = new Map<Port, Record<string, unknown>[]>();
   private flaws: MeshFlaws;
   constructor(flaws: MeshFlaws = {}) {
     this.flaws = flaws;
@@ -221,41 +256,44 @@ class SimulatedCluster {
     this.t += ms;
   };
 
-  exec = async (argv: string[]): Promise<Result> => {
+  exec = async (argv: string[], _quiet: boolean, input?: string): Promise<Result> => {
     this.commands.push(argv);
     const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+    if (argv[1] === 'version') return ok(argv[0] === 'kind' ? this.versions.kind : this.versions.istioctl);
     if (argv[0] !== 'kubectl') return ok();
     let rest = argv.slice(3); // kubectl --context CTX
-    let ns = 'default';
-    if (rest[0] === '-n') [ns, rest] = [rest[1]!, rest.slice(2)];
-    const [verb] = rest;
-    if (verb === 'get') return ok(rest[1] === 'pods' ? 'helloworld istio-proxy' : '');
-    if (verb === 'apply' && rest[1] === '-f') {
-      const vs = loadVirtualService(rest[2]!.replace('k8s/istio/', ''));
-      this.pending.set(ns, { vs: this.flaws.ignoresVirtualServices ? null : vs, execsLeft: 2 });
+    if (rest[0] === '-n') {
+      // everything the plan deploys is in its own namespace
+      if (rest[1] !== NAMESPACE && rest[1] !== 'istio-system') throw new Error(`kubectl in namespace ${rest[1]}: ${argv.join(' ')}`);
+      rest = rest.slice(2);
     }
-    if (verb === 'delete' && rest[1] === 'virtualservice') this.pending.set(ns, { vs: null, execsLeft: 2 });
+    const [verb] = rest;
+    const set = (port: Port, vs: VirtualServiceModel | null) => this.pending.set(port, { vs: this.flaws.ignoresVirtualServices ? null : vs, execsLeft: 2 });
+    if (verb === 'get') return ok(rest[1] === 'pods' ? 'helloworld istio-proxy' : '');
+    if (verb === 'apply' && rest[1] === '-f' && rest[2] === '-') set('tls', readVirtualService(input!, 'stdin', { service: SERVERS.tls.service, servicePort: 10000 }));
+    else if (verb === 'apply' && rest[1] === '-f') set('grpc', loadVirtualService(rest[2]!.replace('k8s/istio/', '')));
+    if (verb === 'delete' && rest[1] === 'virtualservice') this.pending.set(rest[2]!.endsWith('-tls') ? 'tls' : 'grpc', { vs: null, execsLeft: 2 });
     if (verb === 'logs') {
       const since = rest.find((a) => a.startsWith('--since-time='))!.slice('--since-time='.length);
       const lines = rest.includes('istio-proxy')
         ? this.envoy.filter((l) => String(l.start_time) >= since)
-        : (this.server.get(ns) ?? []).filter((e) => String(e.time) >= since);
+        : (this.server.get(portOf((s) => rest.includes(`app=${s.app}`))) ?? []).filter((e) => String(e.time) >= since);
       return ok(lines.map((l) => JSON.stringify(l)).join('\n'));
     }
     if (verb === 'exec') return this.client(rest.slice(rest.indexOf('--') + 2));
     return ok();
   };
 
-  private serverLog(ns: string, entry: Record<string, unknown>) {
-    this.server.set(ns, [...(this.server.get(ns) ?? []), entry]);
+  private serverLog(port: Port, entry: Record<string, unknown>) {
+    this.server.set(port, [...(this.server.get(port) ?? []), entry]);
   }
 
   /** /client ARGS through the client's sidecar */
   private client(args: string[]): Result {
-    for (const [ns, p] of this.pending) {
+    for (const [port, p] of this.pending) {
       if (p.execsLeft-- <= 0) {
-        this.inForce.set(ns, p.vs);
-        this.pending.delete(ns);
+        this.inForce.set(port, p.vs);
+        this.pending.delete(port);
       }
     }
     const value = (flag: string) => {
@@ -264,15 +302,15 @@ class SimulatedCluster {
     };
     const ms = (d: string | undefined) => (d === undefined ? undefined : Number(d.replace(/ms$/, '')));
     const addr = value('-server_addr')!;
-    const ns = addr.includes(`.${TLS_NAMESPACE}.`) ? TLS_NAMESPACE : 'default';
+    const port = portOf((s) => addr === `${s.service}:10000`);
     const tls = args.includes('-tls');
     const timeoutMs = Number(value('-timeout') ?? 1) * 1000;
     const count = Number(value('-count') ?? 1);
     const headers = callHeaders(args);
-    const vs = tls ? null : (this.inForce.get(ns) ?? null);
+    const vs = port === 'tls' ? null : (this.inForce.get(port) ?? null); // behind a port named tls: opaque TCP
     const start = this.t;
     // the exec probes call the servers every few seconds, from localhost: the checks must leave them out
-    this.serverLog(ns, { time: this.iso(start), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.1:40000', authority: 'localhost:10000', status: 'OK', code: 0 });
+    this.serverLog(port, { time: this.iso(start), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.1:40000', authority: 'localhost:10000', status: 'OK', code: 0 });
     const requests = Array.from({ length: count }, (_, i) => {
       const at = start + i;
       const route = vs ? selectRoute(vs, headers) : -1;
@@ -291,13 +329,13 @@ class SimulatedCluster {
       if (abort && route !== undefined && delay < timeoutMs) flags.push('FI');
       const forwarded = route !== undefined && (code === 0 || (code === 4 && this.flaws.forwardsAbandonedCalls));
       if (forwarded) {
-        this.serverLog(ns, { time: this.iso(at + delay), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.6:40001', authority: addr, status: 'OK', code: 0 });
+        this.serverLog(port, { time: this.iso(at + delay), method: '/helloworld.Greeter/SayHello', peer: '127.0.0.6:40001', authority: addr, status: 'OK', code: 0 });
       }
       this.envoy.push({
         start_time: this.iso(at + 1),
         path: tls ? null : '/helloworld.Greeter/SayHello',
         response_flags: this.flaws.noFlags || flags.length === 0 ? '-' : flags.join(','),
-        upstream_cluster: `outbound|10000||grpc-helloworld-service.${ns}.svc.cluster.local`,
+        upstream_cluster: `outbound|10000||${SERVERS[port].service}.${NAMESPACE}.svc.cluster.local`,
       });
       return { start: this.iso(at), latency_ms: latency, code, status: statusName(code), ...(details ? { details } : {}), ...(code === 0 ? { message: 'Hello world' } : {}) };
     });
@@ -332,6 +370,24 @@ describe('npm run e2e:kind, for real against a simulated cluster', () => {
     // every scenario: 3 clean baselines, >= 3 polls, its calls, 3 baselines back (and more while the push lands)
     expect(execs(cluster).length).toBeGreaterThan(scenarios.length * 9);
     expect(cluster.commands.at(-1)).toEqual(['kind', 'delete', 'cluster', '--name', 'grpc-helloworld-e2e']);
+  });
+
+  it('stops before creating anything when kind or istioctl is not the pinned version, saying which and where to get it', async () => {
+    const cluster = new SimulatedCluster();
+    cluster.versions = { kind: 'kind v0.31.0 go1.24.4 linux/amd64', istioctl: JSON.stringify({ clientVersion: { version: '1.29.6' } }) };
+    const { code, out } = await run([], cluster);
+    expect(code).toBe(1);
+    expect(out).toContain(`e2e:kind: kind v0.31.0, want v${PINNED.kind} (the release of the node image kindest/node:v1.36.1): https://kind.sigs.k8s.io/`);
+    expect(out).toContain(`e2e:kind: istioctl 1.29.6, want ${PINNED.istio} (it installs its own version of Istio): curl -L https://istio.io/downloadIstio | ISTIO_VERSION=${PINNED.istio} sh -`);
+    expect(cluster.commands.map((c) => c.slice(0, 2).join(' '))).toEqual(['kind version', 'istioctl version']);
+  });
+
+  it('reads the versions as the tools print them', () => {
+    expect(versionProblems(`kind v${PINNED.kind} go1.24.4 linux/amd64`, JSON.stringify({ clientVersion: { version: PINNED.istio } }))).toEqual([]);
+    expect(versionProblems('', 'client version: 1.30.3')).toEqual([
+      expect.stringMatching(/^kind of unknown version, want v/),
+      expect.stringMatching(/^istioctl of unknown version, want /),
+    ]);
   });
 
   it('fails, naming the wait, when the VirtualService never takes effect, and still cleans up', async () => {

@@ -54,6 +54,17 @@ describe('parseFlags', () => {
     expect(() => parse(['-timeout', ''])).toThrow(UsageError);
   });
 
+  it('names a flag given without its value, as Go does (an empty value given is a bad value)', () => {
+    for (const argv of [['-timeout'], ['--timeout'], ['-count', '2', '-timeout'], ['-timeout', '-count', '3'], ['-timeout', '--'], ['-H']]) {
+      const name = argv.includes('-H') ? 'H' : 'timeout';
+      expect(() => parse(argv), JSON.stringify(argv)).toThrow(new UsageError(`flag needs an argument: -${name}`));
+    }
+    expect(() => parse(['-count', '-5'])).toThrow(/invalid value "-5" for -count: want at least 1/);
+    expect(() => parse(['-timeout='])).toThrow(/invalid value "" for -timeout/);
+    expect(parse(['-tls']).flags.tls).toBe(true); // a boolean needs none
+    expect(() => parse(['-constructor'])).toThrow(new UsageError('flag provided but not defined: -constructor'));
+  });
+
   it('recognises -h, -help and --help', () => {
     for (const h of ['-h', '-help', '--help']) expect(parse([h]).help).toBe(true);
   });
@@ -84,4 +95,6 @@ it('usage lists every flag with its default and the environment prefix', () => {
   for (const name of Object.keys(table)) expect(text).toContain(`-${name}`);
   expect(text).toContain('(default localhost:10000)');
   expect(text).toContain('T_<FLAG>');
+  expect(text).not.toContain('Exit codes');
+  expect(usage(table, 'prog', 'T_', [[0, 'fine'], ['64+N', 'status N:\n65 A']]).split('\n').slice(-4)).toEqual(['Exit codes:', '  0     fine', '  64+N  status N:', '        65 A']);
 });

@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAYOUT_ENTRIES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
+import { LAYOUT_ENTRIES, LICENSE_FILES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
+import { NOTICES_FILE } from '../scripts/notices.ts';
 import { findKubectl, imageCommands, kustomize, readmeExecCommands, root, type ImageCommand } from './k8s-manifests.ts';
 import { bundle, cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
@@ -155,7 +156,7 @@ describe('Dockerfile <-> npm run image:layout', () => {
   it('.dockerignore keeps out local build products but none of the build inputs', () => {
     const patterns = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     expect(patterns).toEqual(expect.arrayContaining(['node_modules', 'dist', '.git']));
-    const inputs = ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'scripts', 'proto', 'certs', 'certs/README.md'];
+    const inputs = ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'scripts', 'proto', 'certs', 'certs/README.md', 'LICENSE'];
     const glob = (p: string) => new RegExp(`^${p.replace(/\/$/, '').replace(/[.+^$()|[\]{}]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}(/|$)`);
     for (const input of inputs) expect({ input, ignoredBy: patterns.filter((p) => !p.startsWith('!') && glob(p).test(input)) }).toEqual({ input, ignoredBy: [] });
   });
@@ -182,7 +183,12 @@ describe('Dockerfile <-> npm run image:layout', () => {
       expect((statSync(join(dir, 'certs', name)).mode & 0o777).toString(8)).toBe('444');
     }
     expect(readFileSync(join(dir, 'certs/README.md'), 'utf8')).toMatch(/TEST-ONLY/);
-    expect(readdirSync(join(dir, 'licenses')).sort()).toEqual(readdirSync(join(root, 'dist')).filter((n) => n.endsWith('.LEGAL.txt')).sort());
+    // the project's licence, and the notices of every package in the bundles (test/notices.test.ts checks what they hold)
+    expect(readdirSync(join(dir, 'licenses')).sort()).toEqual(['LICENSE', NOTICES_FILE].sort());
+    expect([...LICENSE_FILES].sort()).toEqual(['LICENSE', NOTICES_FILE].sort());
+    expect(readFileSync(join(dir, 'licenses/LICENSE'))).toEqual(readFileSync(join(root, 'LICENSE')));
+    expect(readFileSync(join(dir, 'licenses', NOTICES_FILE))).toEqual(readFileSync(join(root, 'dist', NOTICES_FILE)));
+    for (const name of LICENSE_FILES) expect((statSync(join(dir, 'licenses', name)).mode & 0o777).toString(8)).toBe('444');
   });
 
   it('the layout script refuses a directory that is not a layout, with one line and exit 2', () => {
@@ -229,8 +235,8 @@ describe('/server and /client from the layout', () => {
 const kubectl = findKubectl();
 if (!kubectl) console.warn('image-layout.test.ts: kubectl not found: SKIPPING the commands of the rendered manifests (the README commands still run)');
 
-/** The names the manifests and README reach the server by, mapped to loopback. */
-const SERVICE_HOSTS = ['grpc-helloworld-service', 'grpc-helloworld-service.default', 'grpc-helloworld-service.default.svc', 'grpc-helloworld-service.default.svc.cluster.local'];
+/** The names the manifests and README reach the servers by (short: resolved in the caller's namespace), mapped to loopback. */
+const SERVICE_HOSTS = ['grpc-helloworld-service', 'grpc-helloworld-service-tls'];
 
 /** /client's arguments with the server address pointed at a test server's port (the implicit localhost:10000 too). */
 function mapClientArgs(args: readonly string[], port: number): string[] {
@@ -267,14 +273,15 @@ describe('every command of the manifests and the README, run for real', () => {
         expect.arrayContaining([
           'plaintext: Deployment/grpc-helloworld-deployment readinessProbe',
           'plaintext: Deployment/grpc-helloworld-deployment livenessProbe',
-          'tls: Deployment/grpc-helloworld-deployment readinessProbe',
-          'tls: Deployment/grpc-helloworld-deployment livenessProbe',
+          'tls: Deployment/grpc-helloworld-deployment-tls readinessProbe',
+          'tls: Deployment/grpc-helloworld-deployment-tls livenessProbe',
           'client: Deployment/grpc-client-deployment command',
         ]),
       );
     }
     expect(readme.length).toBeGreaterThanOrEqual(3);
-    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -server_addr grpc-helloworld-service.default.svc.cluster.local:10000 -timeout 10'))).toBe(true);
+    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -server_addr grpc-helloworld-service:10000 -timeout 10'))).toBe(true);
+    expect(readme.some((c) => c.source.includes('kubectl exec deploy/grpc-client-deployment -- /client -tls -server_addr grpc-helloworld-service-tls:10000 -timeout 10'))).toBe(true);
     for (const c of [...commands, ...readme]) expect({ source: c.source, program: c.argv[0] }).toEqual({ source: c.source, program: expect.stringMatching(/^(\/server|\/client|\/nodejs\/bin\/node)$/) as unknown as string });
   });
 
@@ -298,8 +305,23 @@ describe('every command of the manifests and the README, run for real', () => {
         expect(c.argv[0]).toBe('/client');
         const r = await client(mapClientArgs(c.argv.slice(1), server.port));
         expect({ source: c.source, code: r.code, stderr: r.stderr }).toEqual({ source: c.source, code: 0, stderr: '' });
-        expect(r.stdout).toMatch(/^Greeting: Hello world/m);
+        expect(r.stdout).toMatch(/^status: SERVING /m);
       }
+    }
+  });
+
+  it.skipIf(!kubectl)('the exec probes still succeed when the Deployment gives the server its faults (-sleep 2 -fail_rate 1); SayHello would not', async () => {
+    for (const variant of ['plaintext', 'tls']) {
+      const server = await startServerCommand([...containerOf(variant)!, '-sleep', '2', '-fail_rate', '1']);
+      const probes = commands.filter((x) => x.role === 'exec' && x.source.startsWith(`${variant}: `));
+      expect(probes.length).toBe(2);
+      for (const c of probes) {
+        const r = await client(mapClientArgs(c.argv.slice(1), server.port));
+        expect({ source: c.source, code: r.code, stderr: r.stderr }).toEqual({ source: c.source, code: 0, stderr: '' });
+      }
+      // the Go image's SayHello probe, with the same TLS mode: the server's own failure fails it
+      const sayHello = await client(mapClientArgs(variant === 'tls' ? ['-tls'] : [], server.port));
+      expect(sayHello.code).not.toBe(0);
     }
   });
 

@@ -1,12 +1,13 @@
 // k8s/: every kustomization builds offline, every rendered object (and every Istio scenario file) validates
 // against the vendored strict schemas, and the checks a schema cannot make hold: port names per variant,
-// probes that run the image's client with the server's TLS mode, termination longer than the drain, pod
-// security, explicit fault percentages, a fallback behind every matched route. Each check is a function
-// that returns problems, so the tests also show it catching a broken manifest.
+// probes that run the image's client with -health and the server's TLS mode, termination longer than the
+// drain, pod security, explicit fault percentages, a fallback behind every matched route. Each check is a
+// function that returns problems, so the tests also show it catching a broken manifest.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SERVERS } from '../e2e/kind.ts';
 import { RUNTIME_NODE } from '../scripts/image-layout.ts';
 import { STATUS_NAMES } from '../src/status.ts';
 import {
@@ -32,7 +33,6 @@ if (!kubectl) {
 }
 
 const SERVICE = 'grpc-helloworld-service';
-const SERVER_DEPLOYMENT = 'grpc-helloworld-deployment';
 const CLIENT_DEPLOYMENT = 'grpc-client-deployment';
 const PORT = 10000;
 const DEFAULT_GRACE_S = 10; // the server's -grace default (issue 2, README)
@@ -46,12 +46,17 @@ interface ServerVariant {
   portName: string;
   appProtocol: string;
   probe: 'exec' | 'grpc';
+  /** the Deployment, the Service and their pods' app label */
+  names: { deployment: string; service: string; app: string };
 }
+// the names e2e/kind.ts deploys and calls: the TLS variant has its own, so that it runs beside the plaintext one
+const PLAINTEXT_NAMES = SERVERS.grpc;
+const TLS_NAMES = SERVERS.tls;
 const SERVER_VARIANTS: Record<string, ServerVariant> = {
-  base: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec' },
-  plaintext: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec' },
-  'plaintext-grpc-probe': { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'grpc' },
-  tls: { tls: true, portName: 'tls', appProtocol: 'tls', probe: 'exec' },
+  base: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec', names: PLAINTEXT_NAMES },
+  plaintext: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec', names: PLAINTEXT_NAMES },
+  'plaintext-grpc-probe': { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'grpc', names: PLAINTEXT_NAMES },
+  tls: { tls: true, portName: 'tls', appProtocol: 'tls', probe: 'exec', names: TLS_NAMES },
 };
 
 /** Go-style flag value from argv: `-name v`, `-name=v`, `--name v`, `--name=v`. */
@@ -101,11 +106,12 @@ function serverProblems(objects: readonly KubeObject[], variant: ServerVariant):
   const problems: string[] = [];
   const deployments = objects.filter(isDeployment);
   const services = objects.filter(isService);
-  const d = deployments.find((o) => o.metadata.name === SERVER_DEPLOYMENT);
-  const svc = services.find((o) => o.metadata.name === SERVICE);
-  if (!d || !svc) return [`want Deployment/${SERVER_DEPLOYMENT} and Service/${SERVICE}`];
+  const { deployment, service, app } = variant.names;
+  const d = deployments.find((o) => o.metadata.name === deployment);
+  const svc = services.find((o) => o.metadata.name === service);
+  if (!d || !svc) return [`want Deployment/${deployment} and Service/${service}`];
   const pod = d.spec.template;
-  if (pod.metadata.labels.app !== 'grpc-helloworld' || d.spec.selector.matchLabels.app !== 'grpc-helloworld') problems.push('label app: grpc-helloworld');
+  if (pod.metadata.labels.app !== app || d.spec.selector.matchLabels.app !== app) problems.push(`label app: ${app}`);
   if (!Object.entries(svc.spec.selector).every(([k, v]) => pod.metadata.labels[k] === v)) problems.push('Service selector does not select the pods');
   if ((svc.spec.type ?? 'ClusterIP') !== 'ClusterIP') problems.push('Service type is not ClusterIP');
 
@@ -143,7 +149,7 @@ function serverProblems(objects: readonly KubeObject[], variant: ServerVariant):
     const argv = probe.exec?.command ?? [];
     if (argv[0] !== '/client') problems.push(`${which}: ${JSON.stringify(argv)} does not run /client`);
     if (hasFlag(argv, 'tls') !== variant.tls) problems.push(`${which}: ${JSON.stringify(argv)} ${variant.tls ? 'lacks' : 'has'} -tls (the server ${variant.tls ? 'has' : 'lacks'} it)`);
-    if (hasFlag(argv, 'health')) problems.push(`${which}: the Go image's probes call SayHello, not -health`);
+    if (!hasFlag(argv, 'health')) problems.push(`${which}: ${JSON.stringify(argv)} calls SayHello, which the server's own -sleep and -fail_rate fail: use -health`);
     const addr = flagValue(argv, 'server_addr') ?? `localhost:${PORT}`;
     if (!/^(localhost|127\.0\.0\.1|\[::1\]):10000$/.test(addr)) problems.push(`${which}: probes must call localhost:${PORT} (bypassing the sidecar), not ${addr}`);
     const deadline = Number(flagValue(argv, 'timeout') ?? CLIENT_DEADLINE_S);
@@ -167,6 +173,49 @@ function clientProblems(objects: readonly KubeObject[]): string[] {
   if (argv[0] !== RUNTIME_NODE || argv[1] !== '-e') problems.push(`client container runs ${JSON.stringify(argv)}, want the image's node (${RUNTIME_NODE}) idling`);
   if (!/SIGTERM/.test(argv[2] ?? '')) problems.push('the idle process must exit on SIGTERM (as PID 1 it ignores it otherwise)');
   if (c?.readinessProbe || c?.livenessProbe) problems.push('the idle client has nothing to probe');
+  return problems;
+}
+
+/** Every string value in an object, with its path. */
+function strings(value: unknown, path = ''): Array<[string, string]> {
+  if (typeof value === 'string') return [[path, value]];
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => strings(v, `${path}/${k}`));
+}
+
+/** A host qualified with a namespace: svc.NS.svc[.cluster.local], or svc.default. */
+const NAMESPACED_HOST = /\b[a-z0-9-]+\.[a-z0-9-]+\.svc\b|\b[a-z0-9-]+\.default\b/;
+
+/**
+ * What keeps objects from working in any namespace (`kubectl apply -k DIR -n NAMESPACE`): a namespace of their
+ * own, or a host qualified with one (they must use short names, resolved in their own namespace).
+ */
+function namespaceProblems(objects: readonly KubeObject[]): string[] {
+  const problems: string[] = [];
+  for (const o of objects) {
+    const id = `${String(o.kind)}/${String(o.metadata?.name)}`;
+    if (o.metadata?.namespace !== undefined) problems.push(`${id}: metadata.namespace ${String(o.metadata.namespace)}`);
+    for (const [path, s] of strings(o)) if (NAMESPACED_HOST.test(s)) problems.push(`${id}: ${path} "${s}" names a namespace`);
+    if (isVirtualService(o)) {
+      const hosts = [...o.spec.hosts, ...o.spec.http.flatMap((r) => (r.route ?? []).map((d) => d.destination.host))];
+      for (const h of hosts) if (h.includes('.')) problems.push(`${id}: host ${h} is not a short name`);
+    }
+  }
+  return problems;
+}
+
+/** What keeps two overlays from running side by side in one namespace: a name in common, or a Service selecting the other's pods. */
+function sideBySideProblems(a: readonly KubeObject[], b: readonly KubeObject[]): string[] {
+  const ids = (objects: readonly KubeObject[]) => objects.map((o) => `${String(o.kind)}/${String(o.metadata?.name)}`);
+  const problems = ids(a).filter((id) => ids(b).includes(id)).map((id) => `both have ${id}`);
+  for (const [mine, theirs] of [[a, b], [b, a]] as const) {
+    for (const svc of mine.filter(isService)) {
+      for (const d of theirs.filter(isDeployment)) {
+        const labels = d.spec.template.metadata.labels;
+        if (Object.entries(svc.spec.selector).every(([k, v]) => labels[k] === v)) problems.push(`Service/${svc.metadata.name} selects the pods of Deployment/${d.metadata.name}`);
+      }
+    }
+  }
   return problems;
 }
 
@@ -327,8 +376,57 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
     expect(clientProblems(rendered.client!)).toEqual([]);
   });
 
+  it('work in any namespace: no object sets one, every host is a short name (no `default` anywhere, comments included)', () => {
+    for (const dir of dirs) expect({ dir, problems: namespaceProblems(rendered[dir]!) }).toEqual({ dir, problems: [] });
+    for (const [name, file] of Object.entries(istioScenarios())) expect({ name, problems: namespaceProblems(readYamlFile(file)) }).toEqual({ name, problems: [] });
+    const texts = yamlFiles().map((f) => [f, readFileSync(f, 'utf8')] as const);
+    expect(texts.length).toBeGreaterThan(10);
+    const mentions = texts.flatMap(([f, text]) => (text.match(/\.default\b|namespace:?\s+default\b|-n\s+default\b|\.svc\.cluster\.local/g) ?? []).map((m) => `${f}: ${m}`));
+    expect(mentions).toEqual([]);
+  });
+
+  it('k8s/tls runs beside k8s/plaintext (or k8s/plaintext-grpc-probe) in one namespace: no name in common, each Service selects only its own pods', () => {
+    for (const plain of ['plaintext', 'plaintext-grpc-probe']) {
+      expect({ plain, problems: sideBySideProblems(rendered[plain]!, rendered.tls!) }).toEqual({ plain, problems: [] });
+    }
+    // plaintext-grpc-probe is the plaintext server with other probes: the same objects, one replaces the other
+    expect(sideBySideProblems(rendered.plaintext!, rendered['plaintext-grpc-probe']!)).toEqual([
+      `both have Service/${SERVICE}`,
+      `both have Deployment/${PLAINTEXT_NAMES.deployment}`,
+      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+    ]);
+  });
+
   it('k8s/istio applies the delay scenario, exactly as k8s/istio/delay.yaml has it', () => {
     expect(rendered.istio).toEqual(readYamlFile(istioScenarios().delay!));
+  });
+
+  it('the namespace and side-by-side checks catch what would break them', () => {
+    const tls = rendered.tls!.map(clone);
+    const plain = rendered.plaintext!.map(clone);
+    // the TLS overlay without its suffix and label: the plaintext one's names, and its Service selects both
+    const unsuffixed = rendered.base!.map(clone);
+    expect(sideBySideProblems(plain, unsuffixed)).toEqual([
+      `both have Service/${SERVICE}`,
+      `both have Deployment/${PLAINTEXT_NAMES.deployment}`,
+      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+    ]);
+    // distinct names but the same app label: the plaintext Service would send calls to TLS pods
+    tls.find(isDeployment)!.spec.template.metadata.labels.app = PLAINTEXT_NAMES.app;
+    expect(sideBySideProblems(plain, tls)).toEqual([`Service/${SERVICE} selects the pods of Deployment/${TLS_NAMES.deployment}`]);
+
+    const [delay] = readYamlFile(istioScenarios().delay!) as [VirtualService];
+    (delay.metadata as Record<string, unknown>).namespace = 'default';
+    delay.spec.hosts = [`${SERVICE}.default.svc.cluster.local`];
+    (plain.find(isDeployment)!.spec.template.spec.containers[0]!.readinessProbe!.exec!.command = ['/client', '-health', '-server_addr', `${SERVICE}.grpc.svc:10000`]);
+    expect(namespaceProblems([delay, ...plain])).toEqual([
+      'VirtualService/grpc-helloworld-virtual-service: metadata.namespace default',
+      `VirtualService/grpc-helloworld-virtual-service: /spec/hosts/0 "${SERVICE}.default.svc.cluster.local" names a namespace`,
+      `VirtualService/grpc-helloworld-virtual-service: host ${SERVICE}.default.svc.cluster.local is not a short name`,
+      `Deployment/${PLAINTEXT_NAMES.deployment}: /spec/template/spec/containers/0/readinessProbe/exec/command/3 "${SERVICE}.grpc.svc:10000" names a namespace`,
+    ]);
   });
 
   it('the checks catch a broken variant', () => {
@@ -341,6 +439,7 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
     expect(serverProblems(tls, SERVER_VARIANTS.tls!)).toEqual([
       'Service port named grpc, want tls',
       'readinessProbe: ["/client"] lacks -tls (the server has it)',
+      'readinessProbe: ["/client"] calls SayHello, which the server\'s own -sleep and -fail_rate fail: use -health',
       'terminationGracePeriodSeconds 10 must exceed preStop 5 s + -grace 10 s',
     ]);
 
@@ -372,15 +471,8 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
   });
 });
 
-it('k8s/ has no stray YAML outside the kustomizations and scenarios', () => {
-  // every YAML file is reachable: a kustomization, a resource a kustomization lists, or an Istio scenario
-  const listed = new Set<string>();
-  for (const dir of kustomizations()) {
-    const [k] = readYamlFile(join(k8sDir, dir, 'kustomization.yaml')) as Array<{ resources?: string[] }>;
-    listed.add(join(k8sDir, dir, 'kustomization.yaml'));
-    for (const r of k?.resources ?? []) if (r.endsWith('.yaml')) listed.add(join(k8sDir, dir, r));
-  }
-  for (const file of Object.values(istioScenarios())) listed.add(file);
+/** Every YAML file under k8s/. */
+function yamlFiles(): string[] {
   const all: string[] = [];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -390,5 +482,17 @@ it('k8s/ has no stray YAML outside the kustomizations and scenarios', () => {
     }
   };
   walk(k8sDir);
-  expect(all.filter((f) => !listed.has(f))).toEqual([]);
+  return all;
+}
+
+it('k8s/ has no stray YAML outside the kustomizations and scenarios', () => {
+  // every YAML file is reachable: a kustomization, a resource a kustomization lists, or an Istio scenario
+  const listed = new Set<string>();
+  for (const dir of kustomizations()) {
+    const [k] = readYamlFile(join(k8sDir, dir, 'kustomization.yaml')) as Array<{ resources?: string[] }>;
+    listed.add(join(k8sDir, dir, 'kustomization.yaml'));
+    for (const r of k?.resources ?? []) if (r.endsWith('.yaml')) listed.add(join(k8sDir, dir, r));
+  }
+  for (const file of Object.values(istioScenarios())) listed.add(file);
+  expect(yamlFiles().filter((f) => !listed.has(f))).toEqual([]);
 });

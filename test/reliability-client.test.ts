@@ -113,6 +113,7 @@ const flags: Row[] = [
   ['-count 0', () => ['-count', '0'], USAGE, /invalid value "0" for -count: want 1 to/],
   ['-count fractional', () => ['-count', '1.5'], USAGE, /invalid value "1.5" for -count: want a whole number/],
   ['-count empty', () => ['-count='], USAGE, /invalid value "" for -count/],
+  ['-timeout without its value', () => ['-timeout'], USAGE, /^client: flag needs an argument: -timeout$/],
   ['-interval negative', () => ['-interval', '-0.1'], USAGE, /-interval/],
   ['-concurrency 0', () => ['-concurrency', '0'], USAGE, /invalid value "0" for -concurrency/],
   ['-tls=maybe', () => ['-tls=maybe'], USAGE, /invalid boolean value "maybe" for -tls/],

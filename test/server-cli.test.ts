@@ -4,6 +4,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { autoWorkers } from '../src/server/cluster.ts';
 import { testTmpDir } from './helpers/tmp.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { cleanEnv, root, runServer, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
@@ -75,6 +76,10 @@ describe('bad input: one line on stderr, exit 2 (configuration) or 1 (cannot ser
     for (const flag of ['-port', '-host', '-tls', '-cert_file', '-key_file', '-client_ca_file', '-sleep', '-grace', '-fail_rate', '-fail_code']) {
       expect(r.stdout).toContain(flag);
     }
+    const codes = r.stdout.slice(r.stdout.indexOf('\nExit codes:\n'));
+    expect(codes).toMatch(/^  0 +shut down gracefully/m);
+    expect(codes).toMatch(/^  1 +could not serve .*second signal/m);
+    expect(codes).toMatch(/^  2 +bad flag or configuration/m);
   });
 
   it('-help loads no serving code: no HTTP/2, TLS or crypto (nor does a primary that supervises workers)', async () => {
@@ -113,6 +118,16 @@ describe('dist/server.js', () => {
     expect(s.stderr()).toMatch(/Listening :\d+ \(plaintext\)/);
     expect((await sayHello(greeterClient(`127.0.0.1:${s.port}`), 'v4')).err).toBeNull();
     expect((await sayHello(greeterClient(`[::1]:${s.port}`), 'v6')).err).toBeNull();
+  });
+
+  it('prints the Listening line the README\'s Quick start shows (with this machine\'s worker count)', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const shown = /^node dist\/server\.js +# (Listening [^\n]*?)(?: {2,}\(.*)?$/m.exec(readme)?.[1];
+    expect(shown).toMatch(/^Listening :10000 \(plaintext\), \d+ workers$/);
+    const s = await start(['-port', '0']);
+    const printed = /^Listening .*$/m.exec(s.stderr())![0].replace(`:${s.port} `, ':10000 ');
+    const workers = autoWorkers();
+    expect(printed).toBe(workers > 1 ? shown!.replace(/\d+ workers$/, `${workers} workers`) : shown!.replace(/, \d+ workers$/, ''));
   });
 
   it('writes one JSON access-log line per RPC on stdout', async () => {

@@ -67,6 +67,32 @@ function watchHealth(address: string): string[] {
   return seen;
 }
 
+describe('signals in quick succession (Ctrl-C twice)', () => {
+  // A second signal forces workers that may be exiting already (drained): sending to one whose IPC channel
+  // had closed crashed the primary with a stack trace (ERR_IPC_CHANNEL_CLOSED, EPIPE), also exit 1. And a
+  // signal right after the Listening line killed the server outright: its handlers came after the line.
+  const expected = [/^Listening /, /^SIGTERM: NOT_SERVING, draining 0 RPCs in flight/, /^drained, exiting$/, /^SIGTERM again: forcing exit with \d+ RPCs in flight$/];
+
+  it.each(['2', '1'])('-workers %s: 10 rounds of 4 SIGTERMs 0-45 ms apart, each exit 0 (drained) or 1 (forced), nothing else said', async (workers) => {
+    const outcomes: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      const s = await start(['-workers', workers]);
+      const signal = () => s.child.kill('SIGTERM'); // false, no throw, once it has exited
+      signal();
+      for (const gap of [round * 5, 5, 5]) {
+        await sleep(gap);
+        signal();
+      }
+      const code = await s.exited;
+      const lines = s.stderr().trim().split('\n');
+      expect({ round, code, unexpected: lines.filter((l) => !expected.some((e) => e.test(l))) }).toEqual({ round, code: expect.any(Number), unexpected: [] });
+      expect({ round, code }).toEqual({ round, code: lines.some((l) => /again: forcing/.test(l)) ? 1 : 0 });
+      outcomes.push(code!);
+    }
+    process.stdout.write(`server-workers: -workers ${workers}, 4 quick SIGTERMs, exit codes ${outcomes.join(' ')}\n`);
+  });
+});
+
 describe('-workers 0 (the default)', () => {
   const MiB = 1024 * 1024;
   it('is one worker per CPU available, at most 4, and as many as a memory limit holds', () => {

@@ -4,7 +4,9 @@
 // Exit codes: 0 every request OK (or, with -expect_*, every expectation met); 64 + the gRPC status code of
 // the first failed request in request order (68 DEADLINE_EXCEEDED, 78 UNAVAILABLE), as grpcurl does;
 // 1 expectations not met, a -health answer other than SERVING, or anything unexpected; 2 (in main) usage.
-import { exitCodeForStatus } from '../status.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../cli.ts';
+import type { ExitCodeLine } from '../flags.ts';
+import { exitCodeForStatus, STATUS_EXIT_BASE, STATUS_NAMES } from '../status.ts';
 import { checkExpectations, expectationLine } from './expect.ts';
 import type { ClientOptions } from './options.ts';
 import { jsonDocument, requestLine, summarize, summaryText } from './report.ts';
@@ -31,7 +33,7 @@ export async function runClient(options: ClientOptions, io: ClientIo): Promise<n
     ...(io.random ? { random: io.random } : {}),
   });
   const expectation = options.expectations ? checkExpectations(results, options.expectations) : undefined;
-  const exitCode = expectation ? (expectation.met ? 0 : 1) : exitCodeForResults(results);
+  const exitCode = expectation ? (expectation.met ? EXIT_OK : EXIT_FAILURE) : exitCodeForResults(results);
   const wantSummary = options.json || options.count > 1;
   const summary = wantSummary ? await summarize(results, options.call.kind === 'health') : undefined;
 
@@ -53,6 +55,18 @@ export async function runClient(options: ClientOptions, io: ClientIo): Promise<n
 
 export function exitCodeForResults(results: readonly RequestResult[]): number {
   const failed = results.find((r) => !r.ok);
-  if (!failed) return 0;
-  return failed.code !== 0 ? exitCodeForStatus(failed.code) : 1;
+  if (!failed) return EXIT_OK;
+  return failed.code !== 0 ? exitCodeForStatus(failed.code) : EXIT_FAILURE;
+}
+
+/** The exit codes, for -h. */
+export function clientExitCodes(): ExitCodeLine[] {
+  const statuses = STATUS_NAMES.map((name, code) => `${exitCodeForStatus(code)} ${name}`).slice(1);
+  const rows = Array.from({ length: Math.ceil(statuses.length / 4) }, (_, i) => statuses.slice(i * 4, i * 4 + 4).join(', '));
+  return [
+    [EXIT_OK, 'every request OK (with -health: SERVING); with -expect_*: every expectation met'],
+    [`${STATUS_EXIT_BASE}+N`, `the first failed request, in request order, ended with gRPC status N:\n${rows.join(',\n')}`],
+    [EXIT_FAILURE, 'expectations not met; -health answered other than SERVING; anything unexpected'],
+    [EXIT_USAGE, 'usage or configuration: unknown flag, bad value or address, unreadable or non-PEM file'],
+  ];
 }

@@ -105,6 +105,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
   let lastFailure: string | undefined;
   let reached = false;
   const context = { target: options.target, ...(options.tls ? { serverName: options.tls.serverName } : {}) };
+  const after = `deadline exceeded after ${seconds(options.timeoutMs)}`;
 
   const finish = (outcome: Outcome): RequestResult => ({
     index,
@@ -144,14 +145,17 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
         },
       },
     );
-    return finish(fromAnswer(answer, options));
+    const outcome = fromAnswer(answer, options);
+    // A failure read after the deadline (say a grpc-go server's own "UNKNOWN: context deadline exceeded" that
+    // reached the event loop before our timer) ends a call that has run past the deadline the user gave.
+    if (answer.code === Code.OK || performance.now() < deadline) return finish(outcome);
+    return finish({ ...outcome, code: Code.DEADLINE_EXCEEDED, details: `${after}: the server answered ${statusName(answer.code)}: ${answer.details}` });
   } catch (err) {
     if (err instanceof ProtocolMismatch) {
       log?.(`${tag}${err.message}`);
       return finish({ code: Code.UNAVAILABLE, details: err.message, ok: false, answeredBy: 'none', envoy: false });
     }
     if (!(controller.signal.aborted && err === controller.signal.reason)) throw err;
-    const after = `deadline exceeded after ${seconds(options.timeoutMs)}`;
     const earlier = lastFailure === undefined ? '' : `${attempts} attempt${attempts === 1 ? '' : 's'}, last failure: ${lastFailure}`;
     let details: string;
     if (phase === 'waiting for the answer') details = `${after}: no answer from the server yet${earlier ? ` (${earlier})` : ''}`;

@@ -49,6 +49,16 @@ export function onCommand(handle: (command: Command) => void): void {
   });
 }
 
+/**
+ * Sends a command to a worker unless its IPC channel has closed (it is exiting on its own: the caller's wait
+ * ends on its 'exit'). A channel that closes as the command goes out reports to the callback: without one,
+ * node:child_process emits an 'error' event, and an unhandled one crashed the primary (a second signal that
+ * found a worker already drained).
+ */
+function tell(w: Worker, command: Command): void {
+  if (w.isConnected()) w.send(command, undefined, undefined, () => {});
+}
+
 export interface Primary {
   port: number;
   /** every worker drains; resolves with the total in flight when they started, then `done` when all exited */
@@ -90,7 +100,7 @@ export function startWorkers(count: number, execArgv: readonly string[] = SERVER
                 clearTimeout(timer);
                 resolve(fallback);
               });
-              if (send) w.send(send);
+              if (send) tell(w, send);
             }),
         ),
     );

@@ -3,8 +3,8 @@
 // Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
 // signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
 import { hostname } from 'node:os';
-import { runMain } from '../cli.ts';
-import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runMain } from '../cli.ts';
+import { parseFlags, usage, UsageError, type ExitCodeLine, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
 import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
 import { jsonLineWriter, lineBatcher } from './access-log.ts';
@@ -35,6 +35,12 @@ export const serverFlags = {
   idle_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.idleTimeoutMs / 1000, min: 0, max: 2_000_000, describe: 'close a connection (GOAWAY) with no RPC for this long (0: never)' },
   workers: { kind: 'int', default: 0, min: 0, max: 64, describe: 'processes serving the port: 1 serves in this process; 0 one per CPU available (at most 4, and as many as the memory limit holds)', arg: 'n' },
 } as const satisfies FlagTable;
+
+const EXIT_CODES: readonly ExitCodeLine[] = [
+  [EXIT_OK, 'shut down gracefully (or -help)'],
+  [EXIT_FAILURE, 'could not serve (port in use, address not available), or forced by a second signal'],
+  [EXIT_USAGE, 'bad flag or configuration (bad value, unreadable or non-PEM certificate or key, or a mismatched pair)'],
+];
 
 export interface ServerCliOptions extends ServerOptions {
   /** processes serving the port (1: this one; 0 resolved to the CPUs available) */
@@ -117,8 +123,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
 async function main(): Promise<number | undefined> {
   const options = serverOptionsFromArgs(process.argv.slice(2), process.env);
   if (options === 'help') {
-    process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX)}\n`);
-    return 0;
+    process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX, EXIT_CODES)}\n`);
+    return EXIT_OK;
   }
   if (isWorker()) return serveAsWorker(options);
   if (options.workers > 1) return superviseWorkers(options);
@@ -126,32 +132,32 @@ async function main(): Promise<number | undefined> {
   const server = await serve(options).catch((err: unknown) => {
     throw listenError(err, options);
   });
-  process.stderr.write(`${describeListen(options, server.port)}\n`);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
       process.stderr.write(`${signal} again: forcing exit with ${server.inFlight()} RPCs in flight\n`);
       server.forceShutdown();
-      process.exit(1);
+      process.exit(EXIT_FAILURE);
     }
     process.stderr.write(`${signal}: NOT_SERVING, draining ${server.inFlight()} RPCs in flight (grace ${options.graceMs / 1000}s)\n`);
     void server.shutdown().then((clean) => {
       process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
-      process.exit(0);
+      process.exit(EXIT_OK);
     });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // only now: whoever waits for this line may signal at once, and a signal before the handlers kills outright
+  process.stderr.write(`${describeListen(options, server.port)}\n`);
   return undefined; // keep serving
 }
 
 async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   const primary = await startWorkers(options.workers);
-  process.stderr.write(`${describeListen(options, primary.port)}, ${options.workers} workers\n`);
   primary.onWorkerDeath((why) => {
     process.stderr.write(`server: ${why}: stopping\n`);
-    void primary.force().then(() => process.exit(1));
+    void primary.force().then(() => process.exit(EXIT_FAILURE));
   });
 
   let signals = 0;
@@ -159,7 +165,7 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
     if (++signals > 1) {
       const inFlight = await primary.force();
       process.stderr.write(`${signal} again: forcing exit with ${inFlight} RPCs in flight\n`);
-      process.exit(1);
+      process.exit(EXIT_FAILURE);
     }
     const { inFlight, done } = await primary.drain(options.graceMs);
     if (signals > 1) return;
@@ -167,10 +173,11 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
     const clean = await done;
     if (signals > 1) return;
     process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
-    process.exit(0);
+    process.exit(EXIT_OK);
   };
   process.on('SIGTERM', (s) => void onSignal(s));
   process.on('SIGINT', (s) => void onSignal(s));
+  process.stderr.write(`${describeListen(options, primary.port)}, ${options.workers} workers\n`); // after the handlers, as above
   return undefined;
 }
 
@@ -184,17 +191,17 @@ async function serveAsWorker(options: ServerCliOptions): Promise<undefined> {
     report(message, () => process.exit(code));
   };
   const server = await serve(options).catch((err: unknown) => {
-    exitAfter({ evt: 'failed', message: listenError(err, options).message, exitCode: 1 }, 1);
+    exitAfter({ evt: 'failed', message: listenError(err, options).message, exitCode: EXIT_FAILURE }, EXIT_FAILURE);
     return new Promise<never>(() => {});
   });
   onCommand((command) => {
     if (command.cmd === 'drain') {
       report({ evt: 'draining', inFlight: server.inFlight() });
-      void server.shutdown(command.graceMs).then((clean) => exitAfter({ evt: 'drained', clean }, 0));
+      void server.shutdown(command.graceMs).then((clean) => exitAfter({ evt: 'drained', clean }, EXIT_OK));
     } else {
       const inFlight = server.inFlight();
       server.forceShutdown();
-      exitAfter({ evt: 'forcing', inFlight }, 1);
+      exitAfter({ evt: 'forcing', inFlight }, EXIT_FAILURE);
     }
   });
   report({ evt: 'listening', port: server.port });

@@ -102,7 +102,8 @@ export async function rawH2Server(
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
       request.body = Buffer.concat(chunks);
-      answer(stream, headers, n);
+      // a stream the client reset (its deadline) also ends, its request cut short: nothing to answer then
+      if (!stream.aborted && !stream.destroyed) answer(stream, headers, n);
     });
   });
   server.on('sessionError', () => {});
