@@ -7,6 +7,7 @@
 //   npm run bench -- --quick             # small N everywhere: a minute, for a rough picture
 //   npm run bench -- --only server,probe # some of probe, server, timing
 //   npm run bench -- --smoke             # tiny N: that every script still runs (test/bench.test.ts)
+//   BENCH_BASELINE=../old/dist/server.js npm run bench -- --only server   # another build, side by side
 //
 // The peer kit (../shared/peers, or $PEERS_DIR: grpc-go and a naive grpc-js server and client) adds its
 // columns when present; h2load (nghttp2-client) and hyperfine or python3 are needed for the server and

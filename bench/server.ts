@@ -74,6 +74,9 @@ export function defaultServers(): ServerSpec[] {
     { label: 'ts -workers 1', command: `${ours} -workers 1`, ready: /Listening/ },
     { label: 'ts -access_log=false', command: `${ours} -access_log=false`, ready: /Listening/ },
   ];
+  // a build of another commit beside this one, in the same run: BENCH_BASELINE=/path/to/old/dist/server.js
+  const baseline = process.env.BENCH_BASELINE;
+  if (baseline) specs.push({ label: 'baseline -workers 1', command: `${node} ${SERVER_NODE_FLAGS.join(' ')} ${baseline} -host 127.0.0.1 -port {port} -workers 1`, ready: /Listening/ });
   const peers = peersDir();
   if (peers) {
     specs.push({ label: 'go', command: `${peers}/bin/go-server -port {port}` });
