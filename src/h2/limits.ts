@@ -50,14 +50,16 @@ export interface H2Limits {
 
 export const DEFAULT_LIMITS: H2Limits = {
   // Go's net/http2 server allows 250 and nghttp2 100; a fault-injection load test may hold thousands of delayed
-  // calls on one connection, so this is higher (and a client above it is queued, not failed: REFUSED_STREAM)
+  // calls on one connection, so this is higher (a client above it is queued, not failed). At ~4.5 KB an open
+  // stream (STREAM_OVERHEAD), 10,000 are ~45 MB: about what maxConnectionMemory lets one connection hold
   maxConcurrentStreams: 10_000,
   // metadata as large as grpc-js on node:http2 took (a 70 KB value, say), with room; grpc-go's client took 200 KB
   maxHeaderListSize: 1024 * 1024,
   maxHeaderBlock: 1024 * 1024 + 65_536,
   maxUnsent: 1024 * 1024,
-  // a 4 MiB message forwarded to grpc-js four at a time, or ~1,000 answers of 15 KB waiting on a zero window
-  maxConnectionMemory: 16 * 1024 * 1024,
+  // about 7,000 open streams (STREAM_OVERHEAD), two 4 MiB messages forwarded to grpc-js at once, or ~1,700
+  // answers of 15 KB waiting on a zero window; measured, an attack at the budget stays under +64 MB RSS
+  maxConnectionMemory: 32 * 1024 * 1024,
   // grpc-go gives a new connection 120 s; a client that has not said HTTP/2 in 10 s on loopback or in a
   // cluster is not going to (and each waiting TLS handshake holds ~55 KB)
   handshakeTimeoutMs: 10_000,
@@ -76,8 +78,11 @@ export interface ServerLimits extends H2Limits {
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = { ...DEFAULT_LIMITS, maxForwardedStreams: 1000 };
 
-/** What an open stream costs beyond its bytes (objects, maps): counted in maxConnectionMemory. */
-export const STREAM_OVERHEAD = 1024;
+/**
+ * What an open stream costs beyond its header list and queued bytes, counted in maxConnectionMemory: measured,
+ * 10,000 open SayHello streams on one connection took 45 MB of RSS (~4.5 KB each, the header list included).
+ */
+export const STREAM_OVERHEAD = 4096;
 
 /** Refused streams in a row past maxConnectionMemory before a connection that keeps opening them gets GOAWAY. */
 export const REFUSALS_BEFORE_GOAWAY = 100;
