@@ -620,27 +620,17 @@ export const emptyDataFlood: Attack = (port, options) =>
     unitName: 'DATA frames',
   });
 
-/** 100k SayHello streams opened (HEADERS without END_STREAM) and never finished, on one connection. */
-export const openStreamsSayHello: Attack = (port, options) =>
-  flood(port, options, {
-    name: 'open-streams-sayhello',
-    read: 'always',
-    unit: [headersFrame(1, SAY_HELLO_PATH)],
-    perStream: true,
-    full: 100_000,
-    unitName: 'streams',
-  });
+/** 100k streams on `path` opened (HEADERS without END_STREAM) and never finished, on one connection. */
+const openStreams =
+  (name: string, path: string): Attack =>
+  (port, options) =>
+    flood(port, options, { name, read: 'always', unit: [headersFrame(1, path)], perStream: true, full: 100_000, unitName: 'streams' });
 
-/** 100k health Check streams (forwarded to grpc-js) opened and never finished. */
-export const openStreamsHealth: Attack = (port, options) =>
-  flood(port, options, {
-    name: 'open-streams-health',
-    read: 'always',
-    unit: [headersFrame(1, HEALTH_CHECK_PATH)],
-    perStream: true,
-    full: 100_000,
-    unitName: 'streams',
-  });
+/** SayHello streams: the fast path's. */
+export const openStreamsSayHello = openStreams('open-streams-sayhello', SAY_HELLO_PATH);
+
+/** health Check streams: forwarded to grpc-js. */
+export const openStreamsHealth = openStreams('open-streams-health', HEALTH_CHECK_PATH);
 
 /** 650k SETTINGS frames; the client never reads the ACKs (CVE-2019-9515). */
 export const settingsFlood: Attack = (port, options) =>
