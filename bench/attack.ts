@@ -36,6 +36,7 @@ const { ATTACKS } = await import('../test/helpers/attacks.ts');
 const { describe, measureAttack } = await import('../test/helpers/attack-harness.ts');
 type Measurement = Awaited<ReturnType<typeof measureAttack>>;
 const { dist, fmt, freePort, machine, node, peersDir, startServerProcess } = await import('./lib.ts');
+const { SERVER_NODE_FLAGS } = await import('../src/server/v8-flags.ts');
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +58,11 @@ const log = (line: string) => process.stderr.write(`  ${line}\n`);
 const peers = peersDir();
 const targets: Array<{ name: string; argv: (port: number) => string[]; ready?: RegExp }> = [];
 const wanted = new Set(values.targets.split(','));
-if (wanted.has('ours')) targets.push({ name: 'ours', argv: (port) => [node, dist('server'), '-port', String(port), '-host', '127.0.0.1', '-workers', '1'], ready: /Listening/ });
+// as the image runs it (its /server's V8 flags); ATTACK_SERVER_ARGS adds flags of the server's own
+const serverArgs = (process.env.ATTACK_SERVER_ARGS ?? '').split(' ').filter(Boolean);
+if (wanted.has('ours')) {
+  targets.push({ name: 'ours', argv: (port) => [node, ...SERVER_NODE_FLAGS, dist('server'), '-port', String(port), '-host', '127.0.0.1', '-workers', '1', ...serverArgs], ready: /Listening/ });
+}
 if (wanted.has('grpc-go')) {
   if (peers) targets.push({ name: 'grpc-go', argv: (port) => [`${peers}/bin/go-server`, '-port', String(port)] });
   else process.stdout.write('grpc-go: not measured: no ../shared/peers/bin/go-server (run ../shared/peers/setup.sh, or set PEERS_DIR)\n\n');

@@ -397,7 +397,7 @@ describe('a stream error the server finds', () => {
 describe('a client that cancels calls by the thousand', () => {
   // No reset budget, as in grpc-go: a fault-injection load test cancels a call at each deadline, and nghttp2's
   // (node:http2's) 1000 + 33/s would end its connections with GOAWAY. A reset costs the server its HEADERS' work.
-  it('keeps the connection: each cancelled call is counted out, and the next calls on it are answered', async () => {
+  it('keeps the connection: each cancelled call is counted out (or never started), and the next calls on it are answered', async () => {
     const client = await RawH2.open(server.port);
     const before = server.log.length;
     const message = grpcFrame(helloRequest('impatient'));
@@ -427,9 +427,12 @@ describe('a client that cancels calls by the thousand', () => {
     }
     expect(client.received.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
     expect(client.closed).toBe(false);
-    // every fast-path call is logged CANCELLED; grpc-js logs only those its handler had started (a handful)
-    await expect.poll(() => server.log.slice(before).filter((entry) => entry.status === 'CANCELLED').length, { timeout: 10_000 }).toBeGreaterThanOrEqual(FAST);
+    // a call reset in the read that opened it is never started (rapid reset costs no call, no log line); one
+    // whose RST_STREAM came in a later read was started and is logged CANCELLED: never anything but that
     await expect.poll(() => server.inFlight(), { timeout: 5000 }).toBe(0);
+    const logged = server.log.slice(before);
+    expect(logged.filter((entry) => entry.status !== 'CANCELLED')).toHaveLength(lastCalls.length);
+    expect(logged.length).toBeLessThan(FAST + FORWARDED + lastCalls.length);
   });
 });
 

@@ -42,6 +42,7 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_WINDOW,
   FLOOD_BUDGETS,
+  MAX_QUEUED_IN_PROCESS,
   REFUSALS_BEFORE_GOAWAY,
   STREAM_HIGH_WATER,
   STREAM_OVERHEAD,
@@ -179,6 +180,8 @@ export class H2Stream {
 export interface ConnectionEvents {
   /** a server's new stream, its request headers checked; the handler is set before this returns */
   onStream?(stream: H2Stream): void;
+  /** the bytes of one read from the socket have all been handled (a server may act on its new streams now) */
+  onReceived?(): void;
   /** the peer's first SETTINGS arrived */
   onReady?(): void;
   /** the peer sent GOAWAY */
@@ -211,6 +214,9 @@ export class HeaderListTooLarge extends H2ProtocolError {
 }
 
 const PROTOCOL = ErrorCode.PROTOCOL_ERROR;
+
+/** DATA waiting for peers' windows, all connections of this process together. */
+let queuedInProcess = 0;
 
 function bucket(budget: { burst: number; perSecond: number }): TokenBucket {
   return new TokenBucket(budget.burst, budget.perSecond);
@@ -256,6 +262,8 @@ export class H2Connection {
   #memory = 0;
   /** new streams refused in a row for memory */
   #memoryRefusals = 0;
+  /** DATA of its streams waiting for the peer's windows */
+  #queued = 0;
   readonly #budgets = {
     ping: bucket(FLOOD_BUDGETS.ping),
     settings: bucket(FLOOD_BUDGETS.settings),
@@ -414,6 +422,8 @@ export class H2Connection {
     stream.queue.push(data);
     stream.queued += data.length;
     this.#memory += data.length;
+    this.#queued += data.length;
+    queuedInProcess += data.length;
   }
 
   /** `n` more bytes held for `stream` until it closes. */
@@ -441,6 +451,8 @@ export class H2Connection {
       else stream.queue[0] = head.subarray(room);
       stream.queued -= part.length;
       this.#memory -= part.length;
+      this.#queued -= part.length;
+      queuedInProcess -= part.length;
       stream.sendWindow -= part.length;
       this.#connectionSendWindow -= part.length;
       const last = stream.queue.length === 0 && stream.end === 'data';
@@ -521,6 +533,8 @@ export class H2Connection {
     if (stream.closed) return;
     stream.state = StreamState.CLOSED;
     this.#memory -= stream.queued + stream.cost + stream.held;
+    this.#queued -= stream.queued;
+    queuedInProcess -= stream.queued;
     stream.held = 0;
     stream.queue = [];
     stream.queued = 0;
@@ -565,6 +579,7 @@ export class H2Connection {
         this.#handle(frame);
         if (this.#closed) return;
       }
+      this.#events.onReceived?.();
     } catch (err) {
       this.#connectionError(err);
     } finally {
@@ -734,7 +749,9 @@ export class H2Connection {
     this.#lastPeerStreamId = id;
     if (malformed) return this.#provoked(id, PROTOCOL); // (a priority on itself, an invalid name or value)
     if (this.#draining || this.#streams.size >= this.#limits.maxConcurrentStreams) return this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
-    if (this.memory > this.#limits.maxConnectionMemory) {
+    // (a peer whose answers wait for its windows gets no more streams while such answers fill the process's
+    // share: many connections that never read would otherwise each hold a connection's budget)
+    if (this.memory > this.#limits.maxConnectionMemory || (this.#queued > 0 && queuedInProcess > MAX_QUEUED_IN_PROCESS)) {
       if (++this.#memoryRefusals > REFUSALS_BEFORE_GOAWAY) throw new H2ProtocolError('streams opened past the connection\'s memory budget', ErrorCode.ENHANCE_YOUR_CALM);
       return this.#send(encodeRstStream(id, ErrorCode.REFUSED_STREAM));
     }

@@ -51,15 +51,16 @@ export interface H2Limits {
 export const DEFAULT_LIMITS: H2Limits = {
   // Go's net/http2 server allows 250 and nghttp2 100; a fault-injection load test may hold thousands of delayed
   // calls on one connection, so this is higher (a client above it is queued, not failed). At ~4.5 KB an open
-  // stream (STREAM_OVERHEAD), 10,000 are ~45 MB: about what maxConnectionMemory lets one connection hold
-  maxConcurrentStreams: 10_000,
+  // stream (STREAM_OVERHEAD), 4,096 are ~18 MB: within maxConnectionMemory, so the number advertised is the
+  // number taken (the memory budget bites on large headers and answers, not on the stream count)
+  maxConcurrentStreams: 4096,
   // metadata as large as grpc-js on node:http2 took (a 70 KB value, say), with room; grpc-go's client took 200 KB
   maxHeaderListSize: 1024 * 1024,
   maxHeaderBlock: 1024 * 1024 + 65_536,
   maxUnsent: 1024 * 1024,
-  // about 7,000 open streams (STREAM_OVERHEAD), two 4 MiB messages forwarded to grpc-js at once, or ~1,700
+  // every stream maxConcurrentStreams allows and then some, a 4 MiB message forwarded to grpc-js, or ~1,200
   // answers of 15 KB waiting on a zero window; measured, an attack at the budget stays under +64 MB RSS
-  maxConnectionMemory: 32 * 1024 * 1024,
+  maxConnectionMemory: 24 * 1024 * 1024,
   // grpc-go gives a new connection 120 s; a client that has not said HTTP/2 in 10 s on loopback or in a
   // cluster is not going to (and each waiting TLS handshake holds ~55 KB)
   handshakeTimeoutMs: 10_000,
@@ -71,18 +72,28 @@ export const DEFAULT_LIMITS: H2Limits = {
 export interface ServerLimits extends H2Limits {
   /**
    * Streams of one connection handed to grpc-js at once (health, reflection, all but the SayHello fast path).
-   * Each costs a node:http2 stream and a grpc-js call (~10 KB); past it the stream is refused (REFUSED_STREAM).
+   * Each costs a node:http2 stream and a grpc-js call (~80 KB); past it the stream is refused (REFUSED_STREAM).
    */
   maxForwardedStreams: number;
 }
 
-export const DEFAULT_SERVER_LIMITS: ServerLimits = { ...DEFAULT_LIMITS, maxForwardedStreams: 1000 };
+// (measured: 1,000 health streams held open on one connection took ~80 MB of RSS, node:http2 and grpc-js each
+// keeping a stream; a client needs a few: a health Watch, a reflection stream, a compressed SayHello)
+export const DEFAULT_SERVER_LIMITS: ServerLimits = { ...DEFAULT_LIMITS, maxForwardedStreams: 100 };
 
 /**
  * What an open stream costs beyond its header list and queued bytes, counted in maxConnectionMemory: measured,
  * 10,000 open SayHello streams on one connection took 45 MB of RSS (~4.5 KB each, the header list included).
  */
 export const STREAM_OVERHEAD = 4096;
+
+/**
+ * Answers waiting for their peers' flow-control windows, all connections of the process together. Past it, a
+ * connection that has such answers waiting gets no new streams (REFUSED_STREAM), one whose peer reads does:
+ * twenty clients that never read would otherwise hold twenty connections' budgets, and one client that does
+ * not read cannot starve the others.
+ */
+export const MAX_QUEUED_IN_PROCESS = 12 * 1024 * 1024;
 
 /** Refused streams in a row past maxConnectionMemory before a connection that keeps opening them gets GOAWAY. */
 export const REFUSALS_BEFORE_GOAWAY = 100;

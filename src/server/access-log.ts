@@ -245,6 +245,27 @@ export function jsonLineWriter(write: (line: string) => void): Log {
   return (entry) => write(formatLine(entry));
 }
 
+/**
+ * Writes chunks of lines to `stream` unless more than `maxBacklog` bytes already wait in it: a reader that
+ * fell behind (a slow log pipeline, or a flood of cancelled calls each logged) would otherwise make the
+ * server hold the log in memory without bound. Those chunks are dropped and their lines counted; `report`
+ * gets the count at the next write that goes out.
+ */
+export function boundedWriter(stream: { writableLength: number; write(chunk: string): unknown }, maxBacklog: number, report: (droppedLines: number) => void): (chunk: string) => void {
+  let dropped = 0;
+  return (chunk) => {
+    if (stream.writableLength > maxBacklog) {
+      for (let i = chunk.indexOf('\n'); i !== -1; i = chunk.indexOf('\n', i + 1)) dropped++;
+      return;
+    }
+    if (dropped > 0) {
+      report(dropped);
+      dropped = 0;
+    }
+    stream.write(chunk);
+  };
+}
+
 export interface LineBatcher {
   write(line: string): void;
   /** writes what is pending now (before exiting) */

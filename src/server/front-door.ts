@@ -55,23 +55,42 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   const sessions = new Set<H2Connection>();
   let allClosed: (() => void) | undefined;
 
-  const dispatch = (stream: H2Stream, grpcJs: () => GrpcJsConnection) => {
+  const dispatch = ({ stream, endedOnHeaders, read }: Arrival, grpcJs: () => GrpcJsConnection) => {
     const refused = refusal(stream.headers, options.methodPaths);
-    if (refused) return refuse(stream, refused);
-    if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
-      new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
+    if (refused) {
+      for (const chunk of read) stream.consumed(chunk.length);
+      return refuse(stream, refused);
+    }
+    if (options.fastPath && qualifiesForFastPath(stream.headers, endedOnHeaders)) {
+      // what came with the HEADERS is handed to the call; if it hands the stream over to grpc-js meanwhile,
+      // grpc-js gets what the call had read and the rest of it
+      let next = 0;
+      const call = new FastCall(stream, options.faults, options.hostname, options.tracker, (bytes) => grpcJs().forward(stream, [...bytes, ...read.splice(next)]));
+      while (next < read.length && stream.handler === call) call.onData(read[next++]!);
+      if (stream.remoteEnded && stream.handler === call) call.onEnd();
     } else {
-      forwardAfterThisRead(stream, grpcJs);
+      grpcJs().forward(stream, read);
     }
   };
 
   const accept = (socket: Socket) => {
     let grpcJs: GrpcJsConnection | undefined;
+    // Streams opened by the read being handled are dispatched once it is: one the client resets in the same
+    // read (HEADERS + RST_STREAM, HTTP/2 "rapid reset") costs no call, no access-log line, no grpc-js stream.
+    const arrivals: Arrival[] = [];
+    const openGrpcJs = () => (grpcJs ??= new GrpcJsConnection(options.injector, options.limits.maxForwardedStreams));
     const session = new H2Connection(
       socket,
       'server',
       {
-        onStream: (stream) => dispatch(stream, () => (grpcJs ??= new GrpcJsConnection(options.injector, options.limits.maxForwardedStreams))),
+        onStream: (stream) => {
+          const arrival: Arrival = { stream, endedOnHeaders: stream.remoteEnded, read: [] };
+          stream.handler = { onData: (chunk) => arrival.read.push(chunk), onEnd: () => {}, onReset: () => {} };
+          arrivals.push(arrival);
+        },
+        onReceived: () => {
+          for (const arrival of arrivals.splice(0)) if (!arrival.stream.closed) dispatch(arrival, openGrpcJs);
+        },
         onClose: () => {
           grpcJs?.close();
           sessions.delete(session);
@@ -125,16 +144,11 @@ async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept
   return server;
 }
 
-/**
- * Hands the stream to grpc-js once the bytes read with its HEADERS have all been handled: a stream the client
- * resets in the same read (HTTP/2 rapid reset, CVE-2023-44487) never costs a grpc-js call.
- */
-function forwardAfterThisRead(stream: H2Stream, grpcJs: () => GrpcJsConnection): void {
-  const read: Buffer[] = [];
-  stream.handler = { onData: (chunk) => read.push(chunk), onEnd: () => {}, onReset: () => {} };
-  process.nextTick(() => {
-    if (!stream.closed) grpcJs().forward(stream, read);
-  });
+/** A stream as the read that opened it left it: its DATA so far, and whether its HEADERS ended it (no message at all). */
+interface Arrival {
+  stream: H2Stream;
+  endedOnHeaders: boolean;
+  read: Buffer[];
 }
 
 /** Sends a refusal at once; one with a body ends our side once the request has ended (it is still checked until then). */

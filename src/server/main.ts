@@ -7,7 +7,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runMain } from '../cli.ts';
 import { parseFlags, usage, UsageError, type ExitCodeLine, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
 import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
-import { jsonLineWriter, lineBatcher } from './access-log.ts';
+import { boundedWriter, jsonLineWriter, lineBatcher } from './access-log.ts';
 import { autoWorkers, isWorker, onCommand, report, startWorkers } from './cluster.ts';
 import type { RunningServer, ServerOptions } from './server.ts';
 import { RUNTIME_V8_FLAGS } from './v8-flags.ts';
@@ -47,8 +47,13 @@ export interface ServerCliOptions extends ServerOptions {
   workers: number;
 }
 
+/** How far the access log's reader may fall behind before lines are dropped (and counted on stderr). */
+const ACCESS_LOG_BACKLOG = 4 * 1024 * 1024;
+
 /** The access log goes out in batches (one write per event-loop turn); flushed before every exit. */
-const stdoutLines = lineBatcher((chunk) => process.stdout.write(chunk));
+const stdoutLines = lineBatcher(
+  boundedWriter(process.stdout, ACCESS_LOG_BACKLOG, (n) => process.stderr.write(`access log: ${n} lines dropped while stdout was more than ${ACCESS_LOG_BACKLOG >> 20} MiB behind\n`)),
+);
 process.on('exit', () => stdoutLines.flush());
 
 export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerCliOptions | 'help' {
