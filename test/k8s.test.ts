@@ -275,11 +275,23 @@ describe('vendored schemas', () => {
   it('are the files test/schemas/README.md lists, byte for byte', () => {
     const readme = readFileSync(join(root, 'test/schemas/README.md'), 'utf8');
     const rows = [...readme.matchAll(/^\| ([\w.-]+\.json) \| (\d+) \| ([0-9a-f]{40}) \| ([0-9a-f]{64}) \|$/gm)];
-    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json']);
+    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json', 'secret-v1.json', 'gateway_v1.json']);
+    expect(readdirSync(join(root, 'test/schemas')).filter((f) => f.endsWith('.json')).sort()).toEqual(rows.map((r) => r[1]).sort());
     for (const [, file, bytes, , sha256] of rows) {
       const data = readFileSync(join(root, 'test/schemas', file!));
       expect({ file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') }).toEqual({ file, bytes: Number(bytes), sha256 });
     }
+  });
+
+  it('cover every kind the manifests use', () => {
+    expect(schemas.kinds().sort()).toEqual([
+      'apps/v1/Deployment',
+      'networking.istio.io/v1/Gateway',
+      'networking.istio.io/v1/VirtualService',
+      'networking.istio.io/v1beta1/VirtualService',
+      'v1/Secret',
+      'v1/Service',
+    ]);
   });
 });
 
