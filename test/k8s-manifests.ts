@@ -129,9 +129,44 @@ export interface VirtualService extends KubeObject {
   spec: { hosts: string[]; http: HttpRoute[] };
 }
 
+export interface RouteDestination {
+  destination: { host: string; port?: { number: number } };
+  weight?: number;
+}
+export interface TlsRoute {
+  match: Array<{ port?: number; sniHosts: string[] }>;
+  route?: RouteDestination[];
+}
+/** A VirtualService of any shape: bound to gateways or the mesh, with http, tls or tcp routes. */
+export interface AnyVirtualService extends KubeObject {
+  kind: 'VirtualService';
+  metadata: { name: string };
+  spec: { hosts: string[]; gateways?: string[]; http?: HttpRoute[]; tls?: TlsRoute[]; tcp?: Array<{ route?: RouteDestination[] }> };
+}
+export interface GatewayServer {
+  name?: string;
+  port: { number: number; name: string; protocol: string; targetPort?: number };
+  hosts: string[];
+  tls?: { mode?: string; credentialName?: string; [key: string]: unknown };
+}
+export interface Gateway extends KubeObject {
+  kind: 'Gateway';
+  metadata: { name: string };
+  spec: { selector?: Record<string, string>; servers: GatewayServer[] };
+}
+export interface Secret extends KubeObject {
+  kind: 'Secret';
+  metadata: { name: string };
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
 export const isDeployment = (o: KubeObject): o is Deployment => o.kind === 'Deployment';
 export const isService = (o: KubeObject): o is Service => o.kind === 'Service';
 export const isVirtualService = (o: KubeObject): o is VirtualService => o.kind === 'VirtualService';
+export const isGateway = (o: KubeObject): o is Gateway => o.kind === 'Gateway';
+export const isSecret = (o: KubeObject): o is Secret => o.kind === 'Secret';
 
 /** A command that a manifest or the README makes a container of the image run. */
 export interface ImageCommand {

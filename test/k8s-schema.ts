@@ -86,8 +86,15 @@ function newAjv(): Ajv {
   ajv.addFormat('double', { type: 'number', validate: (n: number) => Number.isFinite(n) });
   ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i);
   ajv.addFormat('binary', true);
-  // a Secret's `data` values: standard base64, as the API server decodes them
-  ajv.addFormat('byte', { type: 'string', validate: (s: string) => s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s) });
+  // a Secret's `data` values: standard base64 as Go's decoder reads it, which skips line breaks (kustomize
+  // wraps long values at 70 characters)
+  ajv.addFormat('byte', {
+    type: 'string',
+    validate: (s: string) => {
+      const b64 = s.replace(/[\r\n]/g, '');
+      return b64.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(b64);
+    },
+  });
   ajv.addKeyword({
     keyword: 'x-kubernetes-list-type',
     type: 'array',
