@@ -245,3 +245,29 @@ export function readmeExecCommands(readme: string): ImageCommand[] {
   }
   return commands;
 }
+
+/** docker run's options that take a value (as the next word, unless given with `=`). */
+const DOCKER_RUN_VALUE_FLAGS = new Set(['--network', '--entrypoint', '-p', '--publish', '-e', '--env', '-v', '--volume', '--name', '--platform', '-u', '--user', '-w', '--workdir']);
+
+/** Every `docker run ... --entrypoint /client IMAGE ARGS` line in the README's code blocks, as /client's argv. */
+export function readmeDockerClientCommands(readme: string): ImageCommand[] {
+  const commands: ImageCommand[] = [];
+  const blocks = readme.match(/^```[^\n]*\n[\s\S]*?^```/gm) ?? [];
+  for (const block of blocks) {
+    for (const raw of block.split('\n')) {
+      const line = raw.trim().replace(/^\$\s+/, '');
+      if (!/^docker\s+run\s/.test(line)) continue;
+      const words = shellWords(line);
+      let entrypoint: string | undefined;
+      let i = 2;
+      for (; i < words.length && words[i]!.startsWith('-'); i++) {
+        const [flag, inline] = words[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+        const value = inline ?? (DOCKER_RUN_VALUE_FLAGS.has(flag) ? words[++i] : undefined);
+        if (flag === '--entrypoint') entrypoint = value;
+      }
+      if (entrypoint !== '/client') continue;
+      commands.push({ source: `README: ${line}`, role: 'container', argv: ['/client', ...words.slice(i + 1)] });
+    }
+  }
+  return commands;
+}
