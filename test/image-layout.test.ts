@@ -2,8 +2,8 @@
 // copies, and this test (1) checks the Dockerfile and the layout still correspond, (2) runs DIR/server and
 // DIR/client with the test's Node (the image's major) for a greeting, TLS and mTLS with the shipped test
 // certificates, and (3) runs every command the manifests and the README make the image run (container
-// commands, exec probes, `kubectl exec ... -- /client ...`), with the paths and addresses mapped to the
-// layout and loopback, and checks each one succeeds.
+// commands, exec probes, `kubectl exec ... -- /client ...`, `docker run --entrypoint /client ...`), with the
+// paths and addresses mapped to the layout and loopback, and checks each one succeeds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -12,7 +12,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAYOUT_ENTRIES, LICENSE_FILES, NODE_FLAGS, RUNTIME_NODE, SHIPPED_CERTS, withShebang } from '../scripts/image-layout.ts';
 import { NOTICES_FILE } from '../scripts/notices.ts';
-import { findKubectl, imageCommands, kustomize, readmeExecCommands, root, type ImageCommand } from './k8s-manifests.ts';
+import {
+  findKubectl,
+  imageCommands,
+  isGateway,
+  k8sDir,
+  kustomize,
+  readmeDockerClientCommands,
+  readmeExecCommands,
+  readYamlFile,
+  root,
+  type ImageCommand,
+} from './k8s-manifests.ts';
 import { bundle, cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
 // ---- the Dockerfile, as far as this test reads it -------------------------------------------------------------
@@ -342,6 +353,33 @@ describe('every command of the manifests and the README, run for real', () => {
     child.kill('SIGTERM');
     expect(await exited).toEqual([0, null]);
     expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('the README\'s `docker run --entrypoint /client` lines succeed (addresses -> loopback; the gateway\'s -> a TLS server with the same certificate)', async () => {
+    const docker = readmeDockerClientCommands(readFileSync(join(root, 'README.md'), 'utf8'));
+    // the Image section's plaintext call, and the Ingress gateway section's call through the gateway
+    expect(docker.map((c) => c.argv.includes('$GATEWAY'))).toEqual([false, true]);
+    const gatewayHosts = ['gateway', 'gateway-passthrough'].flatMap((d) => readYamlFile(join(k8sDir, d, 'gateway.yaml')).filter(isGateway).flatMap((g) => g.spec.servers.flatMap((s) => s.hosts)));
+    expect(new Set(gatewayHosts).size).toBe(1);
+    for (const c of docker) {
+      const argv = c.argv.slice(1).map((a) => a.replace(/^\/certs\//, 'certs/')); // the layout is the client's cwd
+      let args: string[];
+      const at = argv.indexOf('$GATEWAY');
+      if (at >= 0) {
+        // both variants' gateways present the test server certificate for that host: the TLS server's own (passed
+        // through) or the same one from the Secret (terminated), so a TLS server stands in for either
+        expect(usesTls(argv)).toBe(true);
+        expect(argv[argv.indexOf('-server_host_override') + 1]).toBe(gatewayHosts[0]);
+        const server = await startServerCommand(['/server', '-tls']);
+        args = argv.map((a, i) => (i === at ? `127.0.0.1:${server.port}` : a));
+      } else {
+        const server = await startServerCommand(usesTls(argv) ? ['/server', '-tls'] : ['/server']);
+        args = mapClientArgs(argv, server.port);
+      }
+      const r = await client(args);
+      expect({ source: c.source, code: r.code, stderr: r.stderr }).toEqual({ source: c.source, code: 0, stderr: '' });
+      expect(r.stdout).toMatch(/^Greeting: Hello world/m);
+    }
   });
 
   it('the README\'s kubectl exec examples succeed (service name -> loopback)', async () => {

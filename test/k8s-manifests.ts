@@ -129,9 +129,44 @@ export interface VirtualService extends KubeObject {
   spec: { hosts: string[]; http: HttpRoute[] };
 }
 
+export interface RouteDestination {
+  destination: { host: string; port?: { number: number } };
+  weight?: number;
+}
+export interface TlsRoute {
+  match: Array<{ port?: number; sniHosts: string[] }>;
+  route?: RouteDestination[];
+}
+/** A VirtualService of any shape: bound to gateways or the mesh, with http, tls or tcp routes. */
+export interface AnyVirtualService extends KubeObject {
+  kind: 'VirtualService';
+  metadata: { name: string };
+  spec: { hosts: string[]; gateways?: string[]; http?: HttpRoute[]; tls?: TlsRoute[]; tcp?: Array<{ route?: RouteDestination[] }> };
+}
+export interface GatewayServer {
+  name?: string;
+  port: { number: number; name: string; protocol: string; targetPort?: number };
+  hosts: string[];
+  tls?: { mode?: string; credentialName?: string; [key: string]: unknown };
+}
+export interface Gateway extends KubeObject {
+  kind: 'Gateway';
+  metadata: { name: string };
+  spec: { selector?: Record<string, string>; servers: GatewayServer[] };
+}
+export interface Secret extends KubeObject {
+  kind: 'Secret';
+  metadata: { name: string };
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
 export const isDeployment = (o: KubeObject): o is Deployment => o.kind === 'Deployment';
 export const isService = (o: KubeObject): o is Service => o.kind === 'Service';
 export const isVirtualService = (o: KubeObject): o is VirtualService => o.kind === 'VirtualService';
+export const isGateway = (o: KubeObject): o is Gateway => o.kind === 'Gateway';
+export const isSecret = (o: KubeObject): o is Secret => o.kind === 'Secret';
 
 /** A command that a manifest or the README makes a container of the image run. */
 export interface ImageCommand {
@@ -206,6 +241,32 @@ export function readmeExecCommands(readme: string): ImageCommand[] {
       const dashdash = words.indexOf('--');
       if (dashdash < 0) throw new Error(`README: kubectl exec without "--": ${line}`);
       commands.push({ source: `README: ${line}`, role: 'exec', argv: words.slice(dashdash + 1) });
+    }
+  }
+  return commands;
+}
+
+/** docker run's options that take a value (as the next word, unless given with `=`). */
+const DOCKER_RUN_VALUE_FLAGS = new Set(['--network', '--entrypoint', '-p', '--publish', '-e', '--env', '-v', '--volume', '--name', '--platform', '-u', '--user', '-w', '--workdir']);
+
+/** Every `docker run ... --entrypoint /client IMAGE ARGS` line in the README's code blocks, as /client's argv. */
+export function readmeDockerClientCommands(readme: string): ImageCommand[] {
+  const commands: ImageCommand[] = [];
+  const blocks = readme.match(/^```[^\n]*\n[\s\S]*?^```/gm) ?? [];
+  for (const block of blocks) {
+    for (const raw of block.split('\n')) {
+      const line = raw.trim().replace(/^\$\s+/, '');
+      if (!/^docker\s+run\s/.test(line)) continue;
+      const words = shellWords(line);
+      let entrypoint: string | undefined;
+      let i = 2;
+      for (; i < words.length && words[i]!.startsWith('-'); i++) {
+        const [flag, inline] = words[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+        const value = inline ?? (DOCKER_RUN_VALUE_FLAGS.has(flag) ? words[++i] : undefined);
+        if (flag === '--entrypoint') entrypoint = value;
+      }
+      if (entrypoint !== '/client') continue;
+      commands.push({ source: `README: ${line}`, role: 'container', argv: ['/client', ...words.slice(i + 1)] });
     }
   }
   return commands;

@@ -86,6 +86,15 @@ function newAjv(): Ajv {
   ajv.addFormat('double', { type: 'number', validate: (n: number) => Number.isFinite(n) });
   ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i);
   ajv.addFormat('binary', true);
+  // a Secret's `data` values: standard base64 as Go's decoder reads it, which skips line breaks (kustomize
+  // wraps long values at 70 characters)
+  ajv.addFormat('byte', {
+    type: 'string',
+    validate: (s: string) => {
+      const b64 = s.replace(/[\r\n]/g, '');
+      return b64.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(b64);
+    },
+  });
   ajv.addKeyword({
     keyword: 'x-kubernetes-list-type',
     type: 'array',
@@ -149,6 +158,7 @@ export class SchemaSet {
     const ajv = newAjv();
     const deployment = preprocess(loadSchema('deployment-apps-v1.json')) as JsonObject;
     const service = preprocess(loadSchema('service-v1.json')) as JsonObject;
+    const secret = preprocess(loadSchema('secret-v1.json')) as JsonObject;
     const objectMeta = (deployment.properties as JsonObject).metadata!;
     const istioRoot = (crd: JsonObject, apiVersions: string[], kind: string): JsonObject => ({
       type: 'object',
@@ -170,9 +180,13 @@ export class SchemaSet {
     );
     this.validators.set('apps/v1/Deployment', ajv.compile(deployment));
     this.validators.set('v1/Service', ajv.compile(service));
+    this.validators.set('v1/Secret', ajv.compile(secret));
     const vs = ajv.compile(virtualService);
     this.validators.set('networking.istio.io/v1/VirtualService', vs);
     this.validators.set('networking.istio.io/v1beta1/VirtualService', vs);
+    // the manifests' version only (v1beta1 and v1alpha3 are byte-identical in the source: test/schemas/README.md)
+    const gateway = istioRoot(preprocess(loadSchema('gateway_v1.json')) as JsonObject, ['networking.istio.io/v1'], 'Gateway');
+    this.validators.set('networking.istio.io/v1/Gateway', ajv.compile(gateway));
   }
 
   kinds(): string[] {

@@ -1,9 +1,10 @@
 // k8s/: every kustomization builds offline, every rendered object (and every Istio scenario file) validates
 // against the vendored strict schemas, and the checks a schema cannot make hold: port names per variant,
 // probes that run the image's client with -health and the server's TLS mode, termination longer than the
-// drain, pod security, explicit fault percentages, a fallback behind every matched route. Each check is a
-// function that returns problems, so the tests also show it catching a broken manifest.
-import { createHash } from 'node:crypto';
+// drain, pod security, explicit fault percentages, a fallback behind every matched route, ingress gateways
+// that route to a Service port that exists, with the certificate they name. Each check is a function that
+// returns problems, so the tests also show it catching a broken manifest.
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,8 @@ import { STATUS_NAMES } from '../src/status.ts';
 import {
   findKubectl,
   isDeployment,
+  isGateway,
+  isSecret,
   isService,
   isVirtualService,
   istioScenarios,
@@ -21,8 +24,13 @@ import {
   kustomize,
   readYamlFile,
   root,
+  type AnyVirtualService,
   type Deployment,
+  type Gateway,
+  type HttpRoute,
+  type RouteDestination,
   type Service,
+  type TlsRoute,
   type VirtualService,
 } from './k8s-manifests.ts';
 import { parseGoDuration, SchemaSet, type KubeObject } from './k8s-schema.ts';
@@ -197,8 +205,17 @@ function namespaceProblems(objects: readonly KubeObject[]): string[] {
     if (o.metadata?.namespace !== undefined) problems.push(`${id}: metadata.namespace ${String(o.metadata.namespace)}`);
     for (const [path, s] of strings(o)) if (NAMESPACED_HOST.test(s)) problems.push(`${id}: ${path} "${s}" names a namespace`);
     if (isVirtualService(o)) {
-      const hosts = [...o.spec.hosts, ...o.spec.http.flatMap((r) => (r.route ?? []).map((d) => d.destination.host))];
+      const { spec } = o as AnyVirtualService;
+      const bound = spec.gateways ?? ['mesh'];
+      const destinations = [...(spec.http ?? []), ...(spec.tls ?? []), ...(spec.tcp ?? [])].flatMap((r) => (r.route ?? []).map((d) => d.destination.host));
+      // a mesh VirtualService's hosts are Services (short names); a gateway's are the names clients call it by
+      const hosts = [...(bound.includes('mesh') ? spec.hosts : []), ...destinations];
       for (const h of hosts) if (h.includes('.')) problems.push(`${id}: host ${h} is not a short name`);
+      for (const g of bound) if (g.includes('/')) problems.push(`${id}: gateway ${g} names a namespace`);
+    }
+    if (isGateway(o)) {
+      // "NS/host" admits only VirtualServices of namespace NS ("./host": the Gateway's own, "*/host": any)
+      for (const h of o.spec.servers.flatMap((srv) => srv.hosts)) if (/^[^*.][^/]*\//.test(h)) problems.push(`${id}: server host ${h} names a namespace`);
     }
   }
   return problems;
@@ -249,6 +266,102 @@ function virtualServiceProblems(vs: VirtualService): string[] {
   return problems;
 }
 
+// ---- the ingress gateway (k8s/gateway, k8s/gateway-passthrough, k8s/gateway-secret) --------------------------
+/** The name clients call the gateway by: one the test certificate has (*.test.youtube.com), see gatewayProblems. */
+const GATEWAY_HOST = 'grpc-helloworld.test.youtube.com';
+const serverCertificate = new X509Certificate(readFileSync(join(root, 'certs/server.pem')));
+
+interface GatewayVariant {
+  mode: 'SIMPLE' | 'PASSTHROUGH';
+  protocol: string;
+  /** the VirtualService's route kind: http where the gateway sees the calls, tls where it sees only the SNI */
+  routes: 'http' | 'tls';
+  /** the overlay whose Service the route goes to, and the name that Service's port must have */
+  backend: string;
+  portName: string;
+}
+const GATEWAY_VARIANTS: Record<string, GatewayVariant> = {
+  // TLS ends at the gateway: plaintext gRPC on to the plaintext server's port named grpc
+  gateway: { mode: 'SIMPLE', protocol: 'HTTPS', routes: 'http', backend: 'plaintext', portName: 'grpc' },
+  // TLS end to end: the bytes go on to the TLS server's port named tls
+  'gateway-passthrough': { mode: 'PASSTHROUGH', protocol: 'TLS', routes: 'tls', backend: 'tls', portName: 'tls' },
+};
+
+/** A route's destination: a Service of the backend overlay, an explicit port it has, named as the variant needs. */
+function destinationProblems(at: string, { destination }: RouteDestination, backend: readonly KubeObject[], variant: GatewayVariant): string[] {
+  const services = backend.filter(isService);
+  const svc = services.find((s) => s.metadata.name === destination.host);
+  if (!svc) return [`${at}: destination ${destination.host} is not a Service of k8s/${variant.backend} (${services.map((s) => s.metadata.name).join(', ')})`];
+  if (destination.port === undefined) return [`${at}: destination ${destination.host} without port.number`];
+  const port = svc.spec.ports.find((p) => p.port === destination.port!.number);
+  if (!port) return [`${at}: Service ${svc.metadata.name} has no port ${destination.port.number}`];
+  if (port.name !== variant.portName) return [`${at}: port ${port.port} of ${svc.metadata.name} is named ${port.name}, want ${variant.portName} for a ${variant.mode} gateway`];
+  return [];
+}
+
+/** What k8s/gateway (or -passthrough) must satisfy beyond its schema, against the overlays it points into. */
+function gatewayProblems(objects: readonly KubeObject[], variant: GatewayVariant, backend: readonly KubeObject[], secrets: readonly KubeObject[]): string[] {
+  const gateways = objects.filter(isGateway);
+  const vss = objects.filter(isVirtualService) as unknown as AnyVirtualService[];
+  if (gateways.length !== 1 || vss.length !== 1 || objects.length !== 2) return ['want exactly one Gateway and one VirtualService'];
+  const [gw, vs] = [gateways[0]!, vss[0]!];
+  const problems: string[] = [];
+  if (JSON.stringify(gw.spec.selector) !== JSON.stringify({ istio: 'ingressgateway' })) problems.push(`Gateway selector ${JSON.stringify(gw.spec.selector)}, want {"istio":"ingressgateway"}`);
+  if (gw.spec.servers.length !== 1) problems.push(`${gw.spec.servers.length} Gateway servers, want 1`);
+  const server = gw.spec.servers[0];
+  if (server) {
+    if (server.port.number !== 443 || server.port.protocol !== variant.protocol) problems.push(`server port ${server.port.number} ${server.port.protocol}, want 443 ${variant.protocol}`);
+    if (server.tls?.mode !== variant.mode) problems.push(`server tls.mode ${String(server.tls?.mode)}, want ${variant.mode}`);
+    if (JSON.stringify(server.hosts) !== JSON.stringify([GATEWAY_HOST])) problems.push(`server hosts ${JSON.stringify(server.hosts)}, want [${GATEWAY_HOST}]`);
+    // -server_host_override is at once the SNI (which picks the gateway server), the name verified in the
+    // certificate (the gateway's or, passed through, the server's: the same test certificate) and :authority
+    for (const host of server.hosts) if (!serverCertificate.checkHost(host)) problems.push(`server host ${host} is not a name of certs/server.pem: a client cannot verify it`);
+    const credential = server.tls?.credentialName;
+    if (variant.mode === 'SIMPLE') {
+      const names = secrets.filter(isSecret).map((s) => s.metadata.name);
+      if (credential === undefined || !names.includes(credential)) problems.push(`credentialName ${String(credential)} is not the Secret k8s/gateway-secret makes (${names.join(', ')})`);
+    } else if (credential !== undefined) {
+      problems.push(`credentialName ${credential} on a PASSTHROUGH server: the TLS server presents its own certificate`);
+    }
+  }
+  if (JSON.stringify(vs.spec.gateways) !== JSON.stringify([gw.metadata.name])) problems.push(`VirtualService gateways ${JSON.stringify(vs.spec.gateways)}, want [${gw.metadata.name}] (that Gateway only, not the mesh)`);
+  if (JSON.stringify(vs.spec.hosts) !== JSON.stringify(server?.hosts)) problems.push(`VirtualService hosts ${JSON.stringify(vs.spec.hosts)}, want the Gateway server's ${JSON.stringify(server?.hosts)}`);
+  const others = (['http', 'tls', 'tcp'] as const).filter((k) => k !== variant.routes && vs.spec[k]?.length);
+  if (others.length > 0) problems.push(`VirtualService has ${others.join(' and ')} routes: a ${variant.mode} server needs ${variant.routes} routes`);
+  const routes: Array<HttpRoute | TlsRoute> = vs.spec[variant.routes] ?? [];
+  if (routes.length !== 1) problems.push(`${routes.length} ${variant.routes} routes, want 1`);
+  routes.forEach((r, i) => {
+    const at = `${variant.routes}[${i}]`;
+    if (variant.routes === 'http') {
+      const { match } = r as HttpRoute;
+      if (JSON.stringify(match) !== JSON.stringify([{ uri: { prefix: '/' } }])) problems.push(`${at}: match ${JSON.stringify(match)}, want [{"uri":{"prefix":"/"}}] (every gRPC method)`);
+    } else {
+      for (const m of (r as TlsRoute).match) {
+        if (!m.sniHosts.every((h) => server?.hosts.includes(h))) problems.push(`${at}: sniHosts ${JSON.stringify(m.sniHosts)} are not the Gateway server's hosts`);
+        if (m.port !== undefined && m.port !== server?.port.number) problems.push(`${at}: match port ${m.port}, but the Gateway server listens on ${server?.port.number}`);
+      }
+    }
+    if (!r.route?.length) problems.push(`${at}: no route`);
+    for (const d of r.route ?? []) problems.push(...destinationProblems(at, d, backend, variant));
+  });
+  return problems;
+}
+
+/** The Secret of k8s/gateway-secret: a kubernetes.io/tls Secret holding certs/server.pem and its key, as they are. */
+function gatewaySecretProblems(objects: readonly KubeObject[]): string[] {
+  const secrets = objects.filter(isSecret);
+  if (secrets.length !== 1 || objects.length !== 1) return ['want exactly one Secret'];
+  const secret = secrets[0]!;
+  const problems: string[] = [];
+  if (secret.type !== 'kubernetes.io/tls') problems.push(`type ${String(secret.type)}, want kubernetes.io/tls`);
+  if (JSON.stringify(Object.keys(secret.data ?? {}).sort()) !== JSON.stringify(['tls.crt', 'tls.key']) || secret.stringData) problems.push('want data with tls.crt and tls.key only');
+  const decoded = (key: string) => Buffer.from((secret.data?.[key] ?? '').replace(/\s/g, ''), 'base64');
+  const files = { 'tls.crt': 'certs/server.pem', 'tls.key': 'certs/server-key.pem' } as const;
+  for (const [key, file] of Object.entries(files)) if (!decoded(key).equals(readFileSync(join(root, file)))) problems.push(`${key} is not ${file}`);
+  if (problems.length === 0 && !new X509Certificate(decoded('tls.crt')).checkPrivateKey(createPrivateKey(decoded('tls.key')))) problems.push('tls.key is not the key of tls.crt');
+  return problems;
+}
+
 /** The scenarios and what each one does; a new file in k8s/istio needs a row here (and in the e2e). */
 const SCENARIOS: Record<string, Array<{ match?: unknown; delay?: [string, number]; abort?: [string, number] }>> = {
   delay: [{ delay: ['3s', 100] }],
@@ -275,11 +388,23 @@ describe('vendored schemas', () => {
   it('are the files test/schemas/README.md lists, byte for byte', () => {
     const readme = readFileSync(join(root, 'test/schemas/README.md'), 'utf8');
     const rows = [...readme.matchAll(/^\| ([\w.-]+\.json) \| (\d+) \| ([0-9a-f]{40}) \| ([0-9a-f]{64}) \|$/gm)];
-    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json']);
+    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json', 'secret-v1.json', 'gateway_v1.json']);
+    expect(readdirSync(join(root, 'test/schemas')).filter((f) => f.endsWith('.json')).sort()).toEqual(rows.map((r) => r[1]).sort());
     for (const [, file, bytes, , sha256] of rows) {
       const data = readFileSync(join(root, 'test/schemas', file!));
       expect({ file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') }).toEqual({ file, bytes: Number(bytes), sha256 });
     }
+  });
+
+  it('cover every kind the manifests use', () => {
+    expect(schemas.kinds().sort()).toEqual([
+      'apps/v1/Deployment',
+      'networking.istio.io/v1/Gateway',
+      'networking.istio.io/v1/VirtualService',
+      'networking.istio.io/v1beta1/VirtualService',
+      'v1/Secret',
+      'v1/Service',
+    ]);
   });
 });
 
@@ -359,7 +484,9 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
   });
 
   it('include the documented ones', () => {
-    expect(dirs).toEqual(expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'tls', 'client', 'istio']));
+    expect(dirs).toEqual(
+      expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'tls', 'client', 'istio', 'gateway', 'gateway-passthrough', 'gateway-secret']),
+    );
   });
 
   it.each(dirs)('k8s/%s renders objects that all validate against the strict schemas', (dir) => {
@@ -379,7 +506,7 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
   it('work in any namespace: no object sets one, every host is a short name (no `default` anywhere, comments included)', () => {
     for (const dir of dirs) expect({ dir, problems: namespaceProblems(rendered[dir]!) }).toEqual({ dir, problems: [] });
     for (const [name, file] of Object.entries(istioScenarios())) expect({ name, problems: namespaceProblems(readYamlFile(file)) }).toEqual({ name, problems: [] });
-    const texts = yamlFiles().map((f) => [f, readFileSync(f, 'utf8')] as const);
+    const texts = [...yamlFiles(), join(root, 'certs/kustomization.yaml')].map((f) => [f, readFileSync(f, 'utf8')] as const);
     expect(texts.length).toBeGreaterThan(10);
     const mentions = texts.flatMap(([f, text]) => (text.match(/\.default\b|namespace:?\s+default\b|-n\s+default\b|\.svc\.cluster\.local/g) ?? []).map((m) => `${f}: ${m}`));
     expect(mentions).toEqual([]);
@@ -400,6 +527,113 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
 
   it('k8s/istio applies the delay scenario, exactly as k8s/istio/delay.yaml has it', () => {
     expect(rendered.istio).toEqual(readYamlFile(istioScenarios().delay!));
+  });
+
+  it.each(Object.keys(GATEWAY_VARIANTS))('k8s/%s: a Gateway on 443 for the certificate\'s host, and a VirtualService to a port the backend Service has', (dir) => {
+    const variant = GATEWAY_VARIANTS[dir]!;
+    expect(gatewayProblems(rendered[dir]!, variant, rendered[variant.backend]!, rendered['gateway-secret']!)).toEqual([]);
+  });
+
+  it('k8s/gateway routes to the plaintext Service\'s grpc port, k8s/gateway-passthrough to the TLS Service\'s tls port (the names e2e:kind uses)', () => {
+    const destination = (dir: string) => {
+      const vs = rendered[dir]!.find(isVirtualService) as unknown as AnyVirtualService;
+      return [...(vs.spec.http ?? []), ...(vs.spec.tls ?? [])].flatMap((r) => r.route ?? []).map((d) => d.destination);
+    };
+    expect(destination('gateway')).toEqual([{ host: PLAINTEXT_NAMES.service, port: { number: PORT } }]);
+    expect(destination('gateway-passthrough')).toEqual([{ host: TLS_NAMES.service, port: { number: PORT } }]);
+  });
+
+  it('k8s/gateway-secret: the test server certificate and key, as the kubernetes.io/tls Secret the Gateway\'s credentialName names', () => {
+    expect(gatewaySecretProblems(rendered['gateway-secret']!)).toEqual([]);
+    const gw = rendered.gateway!.find(isGateway)!;
+    expect(gw.spec.servers[0]!.tls!.credentialName).toBe(rendered['gateway-secret']![0]!.metadata!.name);
+  });
+
+  it('k8s/gateway and k8s/gateway-passthrough replace each other (same names, host and port) and share no name with the other directories', () => {
+    expect(sideBySideProblems(rendered.gateway!, rendered['gateway-passthrough']!)).toEqual(['both have Gateway/grpc-helloworld-gateway', 'both have VirtualService/grpc-helloworld-ingress']);
+    for (const gw of ['gateway', 'gateway-passthrough']) {
+      for (const other of dirs.filter((d) => !d.startsWith('gateway'))) expect({ gw, other, problems: sideBySideProblems(rendered[gw]!, rendered[other]!) }).toEqual({ gw, other, problems: [] });
+      expect(sideBySideProblems(rendered[gw]!, readYamlFile(istioScenarios().delay!))).toEqual([]);
+    }
+  });
+
+  it('the gateway checks catch what users get wrong', () => {
+    const [plain, tls, secrets] = [rendered.plaintext!, rendered.tls!, rendered['gateway-secret']!];
+    const simple = () => rendered.gateway!.map(clone) as [Gateway, AnyVirtualService];
+    const passthrough = () => rendered['gateway-passthrough']!.map(clone) as [Gateway, AnyVirtualService];
+
+    // a credentialName that is not the generated Secret's name (e.g. with kustomize's hash suffix)
+    const [gw1, vs1] = simple();
+    gw1.spec.servers[0]!.tls!.credentialName = 'grpc-helloworld-gateway-credential-7d9f8m2k4b';
+    expect(gatewayProblems([gw1, vs1], GATEWAY_VARIANTS.gateway!, plain, secrets)).toEqual([
+      'credentialName grpc-helloworld-gateway-credential-7d9f8m2k4b is not the Secret k8s/gateway-secret makes (grpc-helloworld-gateway-credential)',
+    ]);
+    // a host the test certificate does not name, in the Gateway and the VirtualService
+    const [gw2, vs2] = simple();
+    gw2.spec.servers[0]!.hosts = ['grpc-helloworld.example.test'];
+    vs2.spec.hosts = ['grpc-helloworld.example.test'];
+    expect(gatewayProblems([gw2, vs2], GATEWAY_VARIANTS.gateway!, plain, secrets)).toEqual([
+      'server hosts ["grpc-helloworld.example.test"], want [grpc-helloworld.test.youtube.com]',
+      'server host grpc-helloworld.example.test is not a name of certs/server.pem: a client cannot verify it',
+    ]);
+    // a port the Service does not have; the TLS Service behind a TLS-terminating gateway; a VirtualService bound to the mesh
+    const [gw3, vs3] = simple();
+    vs3.spec.http![0]!.route![0]!.destination.port = { number: 443 };
+    vs3.spec.gateways = ['mesh'];
+    expect(gatewayProblems([gw3, vs3], GATEWAY_VARIANTS.gateway!, plain, secrets)).toEqual([
+      'VirtualService gateways ["mesh"], want [grpc-helloworld-gateway] (that Gateway only, not the mesh)',
+      'http[0]: Service grpc-helloworld-service has no port 443',
+    ]);
+    const [gw4, vs4] = simple();
+    vs4.spec.http![0]!.route![0]!.destination.host = TLS_NAMES.service;
+    expect(gatewayProblems([gw4, vs4], GATEWAY_VARIANTS.gateway!, plain, secrets)).toEqual([
+      `http[0]: destination ${TLS_NAMES.service} is not a Service of k8s/plaintext (${PLAINTEXT_NAMES.service})`,
+    ]);
+    expect(gatewayProblems([gw4, vs4], { ...GATEWAY_VARIANTS.gateway!, backend: 'tls' }, tls, secrets)).toEqual([
+      `http[0]: port ${PORT} of ${TLS_NAMES.service} is named tls, want grpc for a SIMPLE gateway`,
+    ]);
+    // passthrough: an http route where only the SNI is seen, a stray credentialName, the plaintext Service
+    const [gw5, vs5] = passthrough();
+    gw5.spec.servers[0]!.tls!.credentialName = 'grpc-helloworld-gateway-credential';
+    vs5.spec.http = [{ route: [{ destination: { host: TLS_NAMES.service } }] }];
+    vs5.spec.tls![0]!.match[0]!.sniHosts = ['x.test.youtube.com'];
+    expect(gatewayProblems([gw5, vs5], GATEWAY_VARIANTS['gateway-passthrough']!, tls, secrets)).toEqual([
+      'credentialName grpc-helloworld-gateway-credential on a PASSTHROUGH server: the TLS server presents its own certificate',
+      'VirtualService has http routes: a PASSTHROUGH server needs tls routes',
+      'tls[0]: sniHosts ["x.test.youtube.com"] are not the Gateway server\'s hosts',
+    ]);
+    const [gw6, vs6] = passthrough();
+    vs6.spec.tls![0]!.route![0]!.destination.host = PLAINTEXT_NAMES.service;
+    expect(gatewayProblems([gw6, vs6], { ...GATEWAY_VARIANTS['gateway-passthrough']!, backend: 'plaintext' }, plain, secrets)).toEqual([
+      `tls[0]: port ${PORT} of ${PLAINTEXT_NAMES.service} is named grpc, want tls for a PASSTHROUGH gateway`,
+    ]);
+
+    // the schemas: unknown fields in a Gateway and a Secret, a Secret value that is not base64
+    const [gw7] = simple();
+    (gw7.spec.servers[0]!.tls as Record<string, unknown>).credentialname = 'x';
+    delete (gw7.spec.servers[0]!.port as Record<string, unknown>).protocol;
+    expect(schemas.validate(gw7)).toEqual([
+      'Gateway/grpc-helloworld-gateway: /spec/servers/0/port must have required property \'protocol\'',
+      'Gateway/grpc-helloworld-gateway: /spec/servers/0/tls must NOT have additional properties: "credentialname"',
+    ]);
+    expect(schemas.validate({ ...clone(rendered.gateway![0]!), apiVersion: 'networking.istio.io/v1beta1' })[0]).toMatch(/no vendored schema/);
+    const secret = clone(secrets[0]!) as KubeObject & { data: Record<string, string> };
+    secret.data['tls.crt'] = '-----BEGIN CERTIFICATE-----';
+    (secret as Record<string, unknown>).stringdata = {};
+    expect(schemas.validate(secret)).toEqual([
+      'Secret/grpc-helloworld-gateway-credential: / must NOT have additional properties: "stringdata"',
+      'Secret/grpc-helloworld-gateway-credential: /data/tls.crt must match format "byte"',
+    ]);
+    expect(gatewaySecretProblems([secret])).toEqual(['tls.crt is not certs/server.pem']);
+
+    // any namespace: a Gateway host or a VirtualService gateway qualified with one
+    const [gw8, vs8] = simple();
+    gw8.spec.servers[0]!.hosts = [`default/${GATEWAY_HOST}`];
+    vs8.spec.gateways = ['istio-system/grpc-helloworld-gateway'];
+    expect(namespaceProblems([gw8, vs8])).toEqual([
+      `Gateway/grpc-helloworld-gateway: server host default/${GATEWAY_HOST} names a namespace`,
+      'VirtualService/grpc-helloworld-ingress: gateway istio-system/grpc-helloworld-gateway names a namespace',
+    ]);
   });
 
   it('the namespace and side-by-side checks catch what would break them', () => {
