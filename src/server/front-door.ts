@@ -35,6 +35,8 @@ export interface FrontDoorOptions {
   streamingPaths: ReadonlySet<string>;
   tracker: CallTracker;
   injector: ConnectionInjector;
+  /** shutdown has begun (health NOT_SERVING): GET /readyz answers 503 */
+  draining: () => boolean;
 }
 
 export interface FrontDoor {
@@ -56,7 +58,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   let allClosed: (() => void) | undefined;
 
   const dispatch = (stream: H2Stream, grpcJs: () => GrpcJsConnection) => {
-    const refused = refusal(stream.headers, options.methodPaths);
+    const refused = refusal(stream.headers, options.methodPaths, options.draining);
     if (refused) return refuse(stream, refused);
     if (options.fastPath && qualifiesForFastPath(stream.headers, stream.remoteEnded)) {
       new FastCall(stream, options.faults, options.hostname, options.tracker, (read) => grpcJs().forward(stream, read));
