@@ -15,6 +15,7 @@ import { NOTICES_FILE } from '../scripts/notices.ts';
 import {
   findKubectl,
   imageCommands,
+  isDeployment,
   isGateway,
   k8sDir,
   kustomize,
@@ -24,6 +25,8 @@ import {
   root,
   type ImageCommand,
 } from './k8s-manifests.ts';
+import type { KubeObject } from './k8s-schema.ts';
+import { http1Exchange, http1Request } from './helpers/http1.ts';
 import { bundle, cleanEnv, run, spawnServer, type RunResult, type SpawnedServer } from './helpers/spawn.ts';
 
 // ---- the Dockerfile, as far as this test reads it -------------------------------------------------------------
@@ -272,9 +275,11 @@ function mapClientArgs(args: readonly string[], port: number): string[] {
 const usesTls = (argv: readonly string[]) => argv.some((a) => /^--?tls(=(true|1|t))?$/i.test(a));
 
 describe('every command of the manifests and the README, run for real', () => {
-  const variants = ['plaintext', 'tls', 'plaintext-grpc-probe', 'client'];
+  const variants = ['plaintext', 'tls', 'plaintext-grpc-probe', 'plaintext-httpget', 'client'];
+  const rendered = new Map<string, KubeObject[]>();
+  if (kubectl) for (const v of variants) rendered.set(v, kustomize(kubectl, v));
   const commands: ImageCommand[] = [];
-  if (kubectl) for (const v of variants) commands.push(...imageCommands(v, kustomize(kubectl, v)));
+  for (const [v, objects] of rendered) commands.push(...imageCommands(v, objects));
   const readme = readmeExecCommands(readFileSync(join(root, 'README.md'), 'utf8'));
 
   it('finds them: the containers, both probes of each exec-probe variant, and the README examples', () => {
@@ -340,6 +345,21 @@ describe('every command of the manifests and the README, run for real', () => {
     const server = await startServerCommand(containerOf('plaintext-grpc-probe')!);
     const r = await client(['-health', '-server_addr', `localhost:${server.port}`]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
+  // the kubelet's httpGet probe: HTTP/1.1 to the pod's port, a new connection each, no ALPN over HTTPS
+  it.skipIf(!kubectl)('the httpGet probes get 200 ok from the server their Deployment starts, and over TLS with scheme: HTTPS', async () => {
+    const container = rendered.get('plaintext-httpget')!.filter(isDeployment)[0]!.spec.template.spec.containers[0]!;
+    const probes = [container.readinessProbe!.httpGet!, container.livenessProbe!.httpGet!];
+    expect(probes.map((p) => p.path)).toEqual(['/readyz', '/healthz']);
+    for (const [variant, scheme] of [['plaintext-httpget', 'HTTP'], ['tls', 'HTTPS']] as const) {
+      const server = await startServerCommand(containerOf(variant)!);
+      for (const probe of probes) {
+        expect(probe.port).toBe(10000);
+        const a = await http1Exchange(`127.0.0.1:${server.port}`, http1Request(probe.path!), scheme === 'HTTPS' ? { tls: {} } : {});
+        expect({ variant, path: probe.path, status: a.status, body: a.body }).toEqual({ variant, path: probe.path, status: 200, body: 'ok\n' });
+      }
+    }
   });
 
   it.skipIf(!kubectl)('the client container idles in the image\'s node and exits 0 at once on SIGTERM', async () => {

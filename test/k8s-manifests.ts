@@ -70,7 +70,7 @@ export function kustomize(kubectl: string, dir: string): KubeObject[] {
 export interface Probe {
   exec?: { command?: string[] };
   grpc?: { port: number; service?: string };
-  httpGet?: unknown;
+  httpGet?: { path?: string; port: number | string; scheme?: string; host?: string };
   tcpSocket?: unknown;
   initialDelaySeconds?: number;
   periodSeconds?: number;

@@ -1,9 +1,9 @@
 // k8s/: every kustomization builds offline, every rendered object (and every Istio scenario file) validates
 // against the vendored strict schemas, and the checks a schema cannot make hold: port names per variant,
-// probes that run the image's client with -health and the server's TLS mode, termination longer than the
-// drain, pod security, explicit fault percentages, a fallback behind every matched route, ingress gateways
-// that route to a Service port that exists, with the certificate they name. Each check is a function that
-// returns problems, so the tests also show it catching a broken manifest.
+// probes that run the image's client with -health and the server's TLS mode (or httpGet its health paths),
+// termination longer than the drain, pod security, explicit fault percentages, a fallback behind every
+// matched route, ingress gateways that route to a Service port that exists, with the certificate they name.
+// Each check is a function that returns problems, so the tests also show it catching a broken manifest.
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ import {
   type Deployment,
   type Gateway,
   type HttpRoute,
+  type Probe,
   type RouteDestination,
   type Service,
   type TlsRoute,
@@ -45,6 +46,8 @@ const CLIENT_DEPLOYMENT = 'grpc-client-deployment';
 const PORT = 10000;
 const DEFAULT_GRACE_S = 10; // the server's -grace default (issue 2, README)
 const CLIENT_DEADLINE_S = 1; // the client's -timeout default
+/** the server's HTTP health paths (src/server/http-health.ts): readiness turns 503 as shutdown begins, liveness does not */
+const HTTP_HEALTH_PATHS = { readinessProbe: '/readyz', livenessProbe: '/healthz' } as const;
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 const clone = <T>(value: T): T => structuredClone(value);
@@ -53,7 +56,7 @@ interface ServerVariant {
   tls: boolean;
   portName: string;
   appProtocol: string;
-  probe: 'exec' | 'grpc';
+  probe: 'exec' | 'grpc' | 'httpGet';
   /** the Deployment, the Service and their pods' app label */
   names: { deployment: string; service: string; app: string };
 }
@@ -64,6 +67,7 @@ const SERVER_VARIANTS: Record<string, ServerVariant> = {
   base: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec', names: PLAINTEXT_NAMES },
   plaintext: { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'exec', names: PLAINTEXT_NAMES },
   'plaintext-grpc-probe': { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'grpc', names: PLAINTEXT_NAMES },
+  'plaintext-httpget': { tls: false, portName: 'grpc', appProtocol: 'grpc', probe: 'httpGet', names: PLAINTEXT_NAMES },
   tls: { tls: true, portName: 'tls', appProtocol: 'tls', probe: 'exec', names: TLS_NAMES },
 };
 
@@ -154,6 +158,10 @@ function serverProblems(objects: readonly KubeObject[], variant: ServerVariant):
       if (variant.tls) problems.push(`${which}: the kubelet's grpc probe cannot do TLS`);
       continue;
     }
+    if (variant.probe === 'httpGet') {
+      problems.push(...httpGetProblems(which, probe, variant.tls));
+      continue;
+    }
     const argv = probe.exec?.command ?? [];
     if (argv[0] !== '/client') problems.push(`${which}: ${JSON.stringify(argv)} does not run /client`);
     if (hasFlag(argv, 'tls') !== variant.tls) problems.push(`${which}: ${JSON.stringify(argv)} ${variant.tls ? 'lacks' : 'has'} -tls (the server ${variant.tls ? 'has' : 'lacks'} it)`);
@@ -170,6 +178,19 @@ function serverProblems(objects: readonly KubeObject[], variant: ServerVariant):
   const tgps = pod.spec.terminationGracePeriodSeconds ?? 30;
   if (!(tgps > grace + preStop)) problems.push(`terminationGracePeriodSeconds ${tgps} must exceed preStop ${preStop} s + -grace ${grace} s`);
   return [...problems, ...podSecurityProblems(d)];
+}
+
+/** An httpGet probe must ask the server's own port (the pod's, no other host) for the health path of its kind, in the server's TLS mode. */
+function httpGetProblems(which: keyof typeof HTTP_HEALTH_PATHS, probe: Probe, tls: boolean): string[] {
+  const problems: string[] = [];
+  const get = probe.httpGet;
+  if (!get || probe.exec || probe.grpc) return [`${which}: want an httpGet probe`];
+  if (get.port !== PORT && get.port !== 'grpc') problems.push(`${which}: httpGet port ${get.port}, want ${PORT} (the gRPC port serves the health paths)`);
+  if (get.path !== HTTP_HEALTH_PATHS[which]) problems.push(`${which}: httpGet path ${get.path}, want ${HTTP_HEALTH_PATHS[which]}`);
+  const scheme = get.scheme ?? 'HTTP';
+  if (scheme !== (tls ? 'HTTPS' : 'HTTP')) problems.push(`${which}: scheme ${scheme} against a ${tls ? 'TLS' : 'plaintext'} server`);
+  if (get.host !== undefined) problems.push(`${which}: httpGet host ${get.host}: probe the pod itself`);
+  return problems;
 }
 
 function clientProblems(objects: readonly KubeObject[]): string[] {
@@ -485,7 +506,7 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
 
   it('include the documented ones', () => {
     expect(dirs).toEqual(
-      expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'tls', 'client', 'istio', 'gateway', 'gateway-passthrough', 'gateway-secret']),
+      expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'plaintext-httpget', 'tls', 'client', 'istio', 'gateway', 'gateway-passthrough', 'gateway-secret']),
     );
   });
 
@@ -512,17 +533,22 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
     expect(mentions).toEqual([]);
   });
 
-  it('k8s/tls runs beside k8s/plaintext (or k8s/plaintext-grpc-probe) in one namespace: no name in common, each Service selects only its own pods', () => {
-    for (const plain of ['plaintext', 'plaintext-grpc-probe']) {
+  it('k8s/tls runs beside k8s/plaintext (or k8s/plaintext-grpc-probe, k8s/plaintext-httpget) in one namespace: no name in common, each Service selects only its own pods', () => {
+    for (const plain of ['plaintext', 'plaintext-grpc-probe', 'plaintext-httpget']) {
       expect({ plain, problems: sideBySideProblems(rendered[plain]!, rendered.tls!) }).toEqual({ plain, problems: [] });
     }
-    // plaintext-grpc-probe is the plaintext server with other probes: the same objects, one replaces the other
-    expect(sideBySideProblems(rendered.plaintext!, rendered['plaintext-grpc-probe']!)).toEqual([
-      `both have Service/${SERVICE}`,
-      `both have Deployment/${PLAINTEXT_NAMES.deployment}`,
-      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
-      `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
-    ]);
+    // plaintext-grpc-probe and plaintext-httpget are the plaintext server with other probes: the same objects, one replaces the other
+    for (const other of ['plaintext-grpc-probe', 'plaintext-httpget']) {
+      expect({ other, problems: sideBySideProblems(rendered.plaintext!, rendered[other]!) }).toEqual({
+        other,
+        problems: [
+          `both have Service/${SERVICE}`,
+          `both have Deployment/${PLAINTEXT_NAMES.deployment}`,
+          `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+          `Service/${SERVICE} selects the pods of Deployment/${PLAINTEXT_NAMES.deployment}`,
+        ],
+      });
+    }
   });
 
   it('k8s/istio applies the delay scenario, exactly as k8s/istio/delay.yaml has it', () => {
@@ -686,6 +712,24 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
       'livenessProbe: timeoutSeconds 1 leaves no time for the client\'s cold start beyond its 1 s deadline',
       'terminationGracePeriodSeconds 20 must exceed preStop 5 s + -grace 30 s',
       'helloworld: readOnlyRootFilesystem is not true',
+    ]);
+
+    // httpGet probes: readiness on /healthz (which stays 200 through a drain), another port, HTTPS to plaintext, another host
+    const httpGet = rendered['plaintext-httpget']!.map(clone);
+    const hc = httpGet.find(isDeployment)!.spec.template.spec.containers[0]!;
+    hc.readinessProbe!.httpGet = { path: '/healthz', port: 8080 };
+    hc.livenessProbe!.httpGet = { path: '/healthz', port: 'grpc', scheme: 'HTTPS', host: 'example.com' };
+    expect(serverProblems(httpGet, SERVER_VARIANTS['plaintext-httpget']!)).toEqual([
+      'readinessProbe: httpGet port 8080, want 10000 (the gRPC port serves the health paths)',
+      'readinessProbe: httpGet path /healthz, want /readyz',
+      'livenessProbe: scheme HTTPS against a plaintext server',
+      'livenessProbe: httpGet host example.com: probe the pod itself',
+    ]);
+    // ... and a strict schema: httpGet's port is required, path a string
+    const portless = clone(rendered['plaintext-httpget']!.find(isDeployment)!);
+    delete (portless.spec.template.spec.containers[0]!.readinessProbe!.httpGet as Partial<NonNullable<Probe['httpGet']>>).port;
+    expect(schemas.validate(portless)).toEqual([
+      "Deployment/grpc-helloworld-deployment: /spec/template/spec/containers/0/readinessProbe/httpGet must have required property 'port'",
     ]);
 
     // unknown fields in a Deployment are rejected, at any depth

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHeaders } from '../src/h2/hpack.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
+import { http1Exchange } from './helpers/http1.ts';
 import { fdCount, settlesAtMost } from './helpers/process-stats.ts';
 import {
   grpcFrame,
@@ -99,15 +100,23 @@ const connectionLevel: Case[] = [
     expect(r.end).not.toBe('timeout');
     expect(frameTypes(r.received)).toContain(GOAWAY);
   }],
-  ['an HTTP/1.1 request: GOAWAY and close', () => plain, async (s) => {
-    const r = await rawExchange(s.address, Buffer.from(`GET / HTTP/1.1\r\nHost: ${s.address}\r\nConnection: keep-alive\r\n\r\n`));
-    expect(r.end).not.toBe('timeout');
-    expect(frameTypes(r.received)).toContain(GOAWAY);
+  ['an HTTP/1.1 request for anything but health: 505, in words, and close', () => plain, async (s) => {
+    const r = await http1Exchange(s.address, `GET / HTTP/1.1\r\nHost: ${s.address}\r\nConnection: keep-alive\r\n\r\n`);
+    expect([r.status, r.end]).toEqual([505, 'closed']);
+    expect(r.body).toMatch(/^This port serves gRPC/);
   }],
-  ['an HTTP/1.1 upgrade to h2c: GOAWAY and close', () => plain, async (s) => {
-    const r = await rawExchange(s.address, Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`));
-    expect(r.end).not.toBe('timeout');
-    expect(frameTypes(r.received)).toContain(GOAWAY);
+  ['an HTTP/1.1 upgrade to h2c: 505, in words, and close (the upgrade is not taken)', () => plain, async (s) => {
+    const r = await http1Exchange(s.address, `GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`);
+    expect([r.status, r.end]).toEqual([505, 'closed']);
+    expect(r.body).toMatch(/^This port serves gRPC/);
+  }],
+  ['an HTTP/1.1 head over 8 KiB: 431 and close', () => plain, async (s) => {
+    const r = await http1Exchange(s.address, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
+    expect([r.status, r.end]).toEqual([431, 'closed']);
+  }],
+  ['an HTTP/1.1 head that is not one (a field line without a colon): 400 and close', () => plain, async (s) => {
+    const r = await http1Exchange(s.address, 'GET /healthz HTTP/1.1\r\nHost x\r\n\r\n');
+    expect([r.status, r.end]).toEqual([400, 'closed']);
   }],
   ['a TLS ClientHello on the plaintext port: the client fails fast', () => plain, async (s) => {
     const [host, port] = splitAddress(s.address);
@@ -152,10 +161,10 @@ const connectionLevel: Case[] = [
     const r = await rawExchange(s.address, Buffer.from('garbage, not a ClientHello\r\n'.repeat(10)));
     expect(r.end).not.toBe('timeout');
   }],
-  ['TLS with ALPN http/1.1 only: refused with "no application protocol"', () => secure, async (s) => {
+  ['TLS offering only an ALPN protocol the server lacks (spdy/3.1): refused with "no application protocol"', () => secure, async (s) => {
     const [host, port] = splitAddress(s.address);
     const outcome = await new Promise<string>((resolve) => {
-      const socket = tlsConnect({ host, port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
+      const socket = tlsConnect({ host, port, ca, servername: 'localhost', ALPNProtocols: ['spdy/3.1'] });
       const timer = setTimeout(() => {
         socket.destroy();
         resolve('timeout');
@@ -167,6 +176,15 @@ const connectionLevel: Case[] = [
       });
     });
     expect(outcome).toMatch(/no application protocol|closed/);
+  }],
+  ['TLS with ALPN http/1.1 only, or none: HTTP/1.1 health, anything else 505 in words', () => secure, async (s) => {
+    for (const alpn of [['http/1.1'], undefined]) {
+      const health = await http1Exchange(s.address, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', { tls: { alpn } });
+      expect([health.status, health.body, health.end]).toEqual([200, 'ok\n', 'closed']);
+      const other = await http1Exchange(s.address, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { tls: { alpn } });
+      expect([other.status, other.end]).toEqual([505, 'closed']);
+      expect(other.body).toMatch(/^This port serves gRPC/);
+    }
   }],
 ];
 

@@ -65,9 +65,10 @@ describe('the connection', () => {
     expect(client.received[0]!.type).toBe(FrameType.SETTINGS); // the server's preface comes first
   });
 
-  it('answers an HTTP/1.1 request with GOAWAY PROTOCOL_ERROR and closes, and goes on serving', async () => {
+  // (an HTTP/1.x request gets an HTTP/1.1 answer: server-http-health.test.ts)
+  it('answers bytes that are neither the preface nor an HTTP/1 request line with GOAWAY PROTOCOL_ERROR and closes, and goes on serving', async () => {
     const client = await RawH2.open(server.port, { preface: false });
-    client.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1'));
+    client.write(Buffer.from('BREW / HTCPCP/1.0\r\nHost: x\r\n\r\n', 'latin1'));
     expect(await client.goaway()).toEqual({ lastStreamId: 0, code: 'PROTOCOL_ERROR' });
     await client.waitClosed();
     await expectServing();

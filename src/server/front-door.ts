@@ -1,14 +1,18 @@
-// The listening socket and its connections: node:net (h2c) or node:tls (h2 by ALPN), each connection an
-// HTTP/2 connection of our own in the server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here
-// (refusals.ts); one whose headers qualify goes to the fast path; every other stream, and one the fast path
-// hands over, goes to grpc-js (forward.ts).
+// The listening socket and its connections: node:net or node:tls. A connection that speaks HTTP/2 (plaintext:
+// the preface, or bytes that are no HTTP/1 request; TLS: ALPN h2) is an HTTP/2 connection of our own in the
+// server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here (refusals.ts); one
+// whose headers qualify goes to the fast path; every other stream, and one the fast path hands over, goes to
+// grpc-js (forward.ts). A connection that speaks HTTP/1 (plaintext: its request line; TLS: ALPN http/1.1 or
+// none) gets one answer, health or a refusal (http1.ts): HTTP/2 is never served over TLS without ALPN h2.
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CallTracker } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
+import { readFirstBytes } from './first-bytes.ts';
 import { GrpcJsConnection } from './forward.ts';
+import { serveHttp1 } from './http1.ts';
 import { H2Connection, type H2Stream } from '../h2/connection.ts';
 import type { ServerLimits } from '../h2/limits.ts';
 import { refusal, type Refusal } from './refusals.ts';
@@ -35,6 +39,8 @@ export interface FrontDoorOptions {
   streamingPaths: ReadonlySet<string>;
   tracker: CallTracker;
   injector: ConnectionInjector;
+  /** shutdown has begun (health NOT_SERVING): GET /readyz answers 503 */
+  draining: () => boolean;
 }
 
 export interface FrontDoor {
@@ -52,11 +58,15 @@ export interface FrontDoor {
 }
 
 export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
-  const sessions = new Set<H2Connection>();
+  // every connection until its socket closes, whatever it speaks; the HTTP/2 ones with their H2Connection
+  const connections = new Map<Socket, H2Connection | undefined>();
+  /** drain() was called: a connection that turns out to speak HTTP/2 after it is told to go away at once */
+  let goingAway = false;
   let allClosed: (() => void) | undefined;
+  const { handshakeTimeoutMs } = options.limits;
 
   const dispatch = ({ stream, endedOnHeaders, read }: Arrival, grpcJs: () => GrpcJsConnection) => {
-    const refused = refusal(stream.headers, options.methodPaths);
+    const refused = refusal(stream.headers, options.methodPaths, options.draining);
     if (refused) {
       for (const chunk of read) stream.consumed(chunk.length);
       return refuse(stream, refused);
@@ -73,7 +83,17 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
     }
   };
 
-  const accept = (socket: Socket) => {
+  const track = (socket: Socket) => {
+    connections.set(socket, undefined);
+    socket.on('error', () => socket.destroy()); // whatever it turns out to speak, an error ends this connection only
+    socket.once('close', () => {
+      connections.delete(socket);
+      if (connections.size === 0) allClosed?.();
+    });
+  };
+
+  /** `timeoutMs`: what is left of the handshake time (0: no limit) */
+  const serveH2 = (socket: Socket, timeoutMs: number) => {
     let grpcJs: GrpcJsConnection | undefined;
     // Streams opened by the read being handled are dispatched once it is: one the client resets in the same
     // read (HEADERS + RST_STREAM, HTTP/2 "rapid reset") costs no call, no access-log line, no grpc-js stream.
@@ -91,55 +111,68 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
         onReceived: () => {
           for (const arrival of arrivals.splice(0)) if (!arrival.stream.closed) dispatch(arrival, openGrpcJs);
         },
-        onClose: () => {
-          grpcJs?.close();
-          sessions.delete(session);
-          if (sessions.size === 0) allClosed?.();
-        },
+        onClose: () => grpcJs?.close(),
       },
-      options.limits,
+      { ...options.limits, handshakeTimeoutMs: timeoutMs },
     );
-    sessions.add(session);
+    connections.set(socket, session);
+    if (goingAway) session.drain();
+  };
+  const answerHttp1 = (socket: Socket, timeoutMs: number) => serveHttp1(socket, { timeoutMs, draining: options.draining });
+
+  const acceptPlain = (socket: Socket) => {
+    track(socket);
+    const deadline = performance.now() + handshakeTimeoutMs;
+    // the handshake time counts from here, whichever protocol the first bytes turn out to be
+    const left = () => (handshakeTimeoutMs > 0 ? Math.max(1, Math.ceil(deadline - performance.now())) : 0);
+    readFirstBytes(socket, handshakeTimeoutMs, (protocol) => (protocol === 'h2' ? serveH2 : answerHttp1)(socket, left()));
+  };
+  const acceptTls = (socket: TLSSocket) => {
+    track(socket);
+    // HTTP/2 over TLS is negotiated with ALPN h2 (RFC 9113 §3.3): without it (kubelet's HTTPS probes offer
+    // none), the connection gets HTTP/1.1
+    (socket.alpnProtocol === 'h2' ? serveH2 : answerHttp1)(socket, handshakeTimeoutMs);
   };
 
-  const listener = options.tls ? await tlsListener(options.tls, options.limits.handshakeTimeoutMs, accept) : createNetServer(accept);
+  const listener = options.tls ? await tlsListener(options.tls, handshakeTimeoutMs, acceptTls) : createNetServer(acceptPlain);
   listener.on('error', () => {}); // accept errors (EMFILE) are not the server's end
   const port = await listen(listener, options.host, options.port);
+  const sessions = function* () {
+    for (const session of connections.values()) if (session) yield session;
+  };
   return {
     port,
     stopListening: () => new Promise((resolve) => listener.close(() => resolve())),
+    // (an HTTP/1 connection ends after its one answer, a connection still to speak within the handshake time)
     drain: () => {
-      for (const session of sessions) session.drain();
+      goingAway = true;
+      for (const session of sessions()) session.drain();
     },
     unaryCallsOpen: () => {
       let open = 0;
-      for (const session of sessions) for (const stream of session.streams()) if (!options.streamingPaths.has(stream.headers[':path'] ?? '')) open++;
+      for (const session of sessions()) for (const stream of session.streams()) if (!options.streamingPaths.has(stream.headers[':path'] ?? '')) open++;
       return open;
     },
-    closed: () => (sessions.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allClosed = resolve))),
+    closed: () => (connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allClosed = resolve))),
     destroy: () => {
       listener.close();
-      for (const session of [...sessions]) session.destroy();
+      for (const [socket, session] of [...connections]) session ? session.destroy() : socket.destroy();
     },
   };
 }
 
-async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept: (socket: Socket) => void): Promise<NetServer> {
+async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept: (socket: TLSSocket) => void): Promise<NetServer> {
   const { createServer } = await import('node:tls');
   const mtls = tls.clientCa !== undefined;
   const server = createServer({
     cert: tls.cert,
     key: tls.key,
-    ALPNProtocols: ['h2'],
+    ALPNProtocols: ['h2', 'http/1.1'],
     // (0 is "no limit" for the connection's own handshake timeout; node:tls would read it as at once)
     handshakeTimeout: handshakeTimeoutMs > 0 ? handshakeTimeoutMs : 2 ** 31 - 1,
     ...(mtls ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
   });
-  server.on('secureConnection', (socket: TLSSocket) => {
-    // HTTP/2 over TLS is negotiated with ALPN h2 (RFC 9113 §3.2): a client that offers none is not served
-    if (socket.alpnProtocol !== 'h2') return socket.destroy();
-    accept(socket);
-  });
+  server.on('secureConnection', accept);
   server.on('tlsClientError', () => {}); // a failed handshake ends that connection only
   return server;
 }

@@ -31,7 +31,7 @@ export const serverFlags = {
   max_header_list_size: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxHeaderListSize, min: 4096, max: 16 * 1024 * 1024, describe: 'request header list size, bytes (past it the stream is reset)', arg: 'bytes' },
   max_connection_memory: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxConnectionMemory, min: 65_536, max: 2 ** 31 - 1, describe: 'bytes one connection may hold for its client (past it: new streams refused)', arg: 'bytes' },
   max_forwarded_streams: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxForwardedStreams, min: 1, max: 2 ** 31 - 1, describe: 'streams of one connection served by grpc-js at once: all but plain SayHello (past it: REFUSED_STREAM)', arg: 'n' },
-  handshake_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.handshakeTimeoutMs / 1000, min: 0, max: 3600, describe: 'a new connection must finish TLS and start HTTP/2 within this (0: no limit)' },
+  handshake_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.handshakeTimeoutMs / 1000, min: 0, max: 3600, describe: 'a new connection must finish TLS and start HTTP/2 (or send its HTTP/1.1 request head) within this (0: no limit)' },
   idle_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.idleTimeoutMs / 1000, min: 0, max: 2_000_000, describe: 'close a connection (GOAWAY) with no RPC for this long (0: never)' },
   workers: { kind: 'int', default: 0, min: 0, max: 64, describe: 'processes serving the port: 1 serves in this process; 0 one per CPU available (at most 4, and as many as the memory limit holds)', arg: 'n' },
 } as const satisfies FlagTable;

@@ -1,6 +1,6 @@
 // What the front door answers itself, before any call exists, instead of handing the stream to grpc-js:
-// UNIMPLEMENTED for a method no service has (the bytes grpc-js sends), and HTTP 415 for a request that is not
-// gRPC at all. Forwarded, such a stream could take the process down: when the client has already reset
+// UNIMPLEMENTED for a method no service has (the bytes grpc-js sends), health over plain HTTP (GET /healthz
+// and /readyz, http-health.ts), and HTTP 415 for any other request that is not gRPC at all. Forwarded, such a stream could take the process down: when the client has already reset
 // it, node:http2 destroys it before grpc-js' handler runs, and grpc-js' respond() on a destroyed stream throws
 // (ERR_HTTP2_INVALID_STREAM) out of an event handler. For its known methods grpc-js checks first.
 //
@@ -9,6 +9,7 @@
 // then, content-length and flow control included).
 import type { HeaderList } from '../h2/hpack.ts';
 import { httpDate } from './fast-path.ts';
+import { healthAnswer } from './http-health.ts';
 
 export interface Refusal {
   fields: HeaderList;
@@ -16,12 +17,28 @@ export interface Refusal {
   body?: Buffer;
 }
 
-const NOT_GRPC = Buffer.from('This port serves gRPC (HTTP/2, content-type application/grpc): use a gRPC client, such as this image\'s /client.\n');
+export const NOT_GRPC = Buffer.from('This port serves gRPC (HTTP/2, content-type application/grpc): use a gRPC client, such as this image\'s /client.\n');
 
-/** The answer to these headers, when the front door gives one before any call starts; undefined otherwise. */
-export function refusal(headers: Readonly<Record<string, string>>, methodPaths: ReadonlySet<string>): Refusal | undefined {
+/**
+ * The answer to these headers, when the front door gives one before any call starts; undefined otherwise.
+ * `draining`: shutdown has begun (health NOT_SERVING), for GET /readyz.
+ */
+export function refusal(headers: Readonly<Record<string, string>>, methodPaths: ReadonlySet<string>, draining: () => boolean): Refusal | undefined {
   const contentType = headers['content-type'];
   if (contentType === undefined || !contentType.startsWith('application/grpc')) {
+    const method = headers[':method'] ?? '';
+    const health = healthAnswer(method, headers[':path'] ?? '', draining);
+    if (health) {
+      return {
+        fields: [
+          [':status', String(health.status)],
+          ['content-type', 'text/plain; charset=utf-8'],
+          ['content-length', String(health.body.length)],
+          ['date', httpDate()],
+        ],
+        ...(method === 'HEAD' ? {} : { body: health.body }),
+      };
+    }
     return {
       fields: [
         [':status', '415'],

@@ -75,6 +75,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(registrar);
   new ReflectionService(reflectedPackages()).addToServer(registrar);
 
+  let shuttingDown: Promise<boolean> | undefined;
   const fastPath = options.fastPath !== false;
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const door = await openFrontDoor({
@@ -89,9 +90,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     streamingPaths,
     tracker,
     injector,
+    // health goes NOT_SERVING as shutdown begins: GET /readyz says so too
+    draining: () => shuttingDown !== undefined,
   });
 
-  let shuttingDown: Promise<boolean> | undefined;
   let forced = false;
   const forceShutdown = () => {
     forced = true;

@@ -158,10 +158,14 @@ export interface RawExchange {
 /** Opens a TCP connection, writes `bytes`, and collects what comes back until the server closes or `waitMs`. */
 export function rawExchange(address: string, bytes: Buffer, waitMs = 3000): Promise<RawExchange> {
   const [host, port] = splitAddress(address);
+  return collectAnswer(netConnect({ host, port }), 'connect', (socket) => socket.write(bytes), waitMs);
+}
+
+/** Once `socket` is up (`open`: 'connect', or 'secureConnect' for TLS), `onOpen` writes; what comes back is collected until the server closes or `waitMs`. */
+export function collectAnswer(socket: Socket, open: 'connect' | 'secureConnect', onOpen: (socket: Socket) => void, waitMs: number): Promise<RawExchange> {
   const started = performance.now();
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
-    const socket: Socket = netConnect({ host, port });
     let done = false;
     const finish = (end: RawExchange['end']) => {
       if (done) return;
@@ -171,7 +175,7 @@ export function rawExchange(address: string, bytes: Buffer, waitMs = 3000): Prom
       resolve({ received: Buffer.concat(chunks), end, ms: performance.now() - started });
     };
     const timer = setTimeout(() => finish('timeout'), waitMs);
-    socket.on('connect', () => socket.write(bytes));
+    socket.once(open, () => onOpen(socket));
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code === 'ECONNRESET' ? 'reset' : 'closed'));
     socket.on('close', () => finish('closed'));
