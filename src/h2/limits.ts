@@ -54,9 +54,10 @@ export const DEFAULT_LIMITS: H2Limits = {
   // stream (STREAM_OVERHEAD), 4,096 are ~18 MB: within maxConnectionMemory, so the number advertised is the
   // number taken (the memory budget bites on large headers and answers, not on the stream count)
   maxConcurrentStreams: 4096,
-  // metadata as large as grpc-js on node:http2 took (a 70 KB value, say), with room; grpc-go's client took 200 KB
-  maxHeaderListSize: 1024 * 1024,
-  maxHeaderBlock: 1024 * 1024 + 65_536,
+  // metadata as large as grpc-js on node:http2 took (a 70 KB value, say), and grpc-go's client takes (200 KB),
+  // with room; a forwarded request's headers are held several times over (node:http2, grpc-js), so not more
+  maxHeaderListSize: 256 * 1024,
+  maxHeaderBlock: 256 * 1024 + 65_536,
   maxUnsent: 1024 * 1024,
   // every stream maxConcurrentStreams allows and then some, a 4 MiB message forwarded to grpc-js, or ~1,200
   // answers of 15 KB waiting on a zero window; measured, an attack at the budget stays under +64 MB RSS
