@@ -31,8 +31,8 @@ export interface FrontDoorOptions {
   limits: ServerLimits;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
-  /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
-  streamingPaths: ReadonlySet<string>;
+  /** the paths of streams that end only when their client ends them (health Watch, reflection): a drain does not wait for them */
+  endlessPaths: ReadonlySet<string>;
   tracker: CallTracker;
   injector: ConnectionInjector;
 }
@@ -43,8 +43,8 @@ export interface FrontDoor {
   stopListening(): Promise<void>;
   /** GOAWAY on every connection: the streams open finish, then each connection ends */
   drain(): void;
-  /** calls of unary methods whose answer has not yet gone out to the client */
-  unaryCallsOpen(): number;
+  /** calls a drain waits for (all but endless streams) whose answer has not yet gone out to the client */
+  callsOpen(): number;
   /** resolves once every connection has ended */
   closed(): Promise<void>;
   /** ends every connection now */
@@ -92,9 +92,9 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
     drain: () => {
       for (const session of sessions) session.drain();
     },
-    unaryCallsOpen: () => {
+    callsOpen: () => {
       let open = 0;
-      for (const session of sessions) for (const stream of session.streams()) if (!options.streamingPaths.has(stream.headers[':path'] ?? '')) open++;
+      for (const session of sessions) for (const stream of session.streams()) if (!options.endlessPaths.has(stream.headers[':path'] ?? '')) open++;
       return open;
     },
     closed: () => (sessions.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allClosed = resolve))),

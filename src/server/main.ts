@@ -23,7 +23,7 @@ export const serverFlags = {
   key_file: { kind: 'string', describe: 'PEM private key of -cert_file', arg: 'file' },
   client_ca_file: { kind: 'string', describe: 'mTLS: require client certificates signed by these PEM roots', arg: 'file' },
   sleep: { kind: 'seconds', default: 0, min: 0, max: 300, describe: 'wait this long before answering each SayHello' },
-  grace: { kind: 'seconds', default: 10, min: 0, describe: 'on SIGTERM/SIGINT, how long in-flight RPCs may take to finish' },
+  grace: { kind: 'seconds', default: 10, min: 0, describe: 'on SIGTERM/SIGINT, how long in-flight RPCs may take to finish (streams still open then end UNAVAILABLE)' },
   fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls answered with -fail_code', arg: '0..1' },
   fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
   access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
