@@ -176,6 +176,27 @@ describe('-json', () => {
   });
 });
 
+describe('a stream a proxy resets once replies have begun (as Envoy does when a route timeout fires)', () => {
+  test('RST_STREAM NO_ERROR before any status: INTERNAL, as the gRPC spec maps it, with the replies before it', async () => {
+    const h2 = createH2Server();
+    h2.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', hostname: 'up' });
+      stream.write(helloReplyFrame('one'));
+      setTimeout(() => stream.destroy(), 100); // node:http2 resets with NO_ERROR
+    });
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await client(['-server_addr', `127.0.0.1:${(h2.address() as AddressInfo).port}`, '-stream', 'server', '-messages', '5', '-timeout', '10']);
+      expect(r.code).toBe(64 + 13);
+      expect(r.stdout).toMatch(/^message 1: one \(from up, /);
+      expect(r.stderr).toMatch(/^stream ended after 1 of 5 messages: INTERNAL: the stream was reset before its status \(HTTP\/2 error NO_ERROR\) \(from up, /);
+    } finally {
+      await new Promise((resolve) => h2.close(resolve));
+    }
+  });
+});
+
 describe('-keepalive', () => {
   test('PINGs while a stream is quiet (a node:http2 server counts them); none without the flag', async () => {
     // a server that sends one reply, then nothing for 1.2 s, then the second and the status

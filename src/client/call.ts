@@ -184,7 +184,9 @@ export function readStatus(response: Headers, trailers: Headers | undefined, end
   if (ending.tooLarge) return withHost({ code: Code.RESOURCE_EXHAUSTED, details: `response message larger than ${MAX_MESSAGE_BYTES} bytes` });
   const rawStatus = header(statusHeaders, 'grpc-status');
   if (rawStatus === undefined) {
-    if (ending.rstCode !== ErrorCode.NO_ERROR && !ending.connectionLost) {
+    // (RST_STREAM NO_ERROR is how Envoy ends a stream whose answer had begun when its route timeout fired)
+    const resetByPeer = ending.rstCode !== ErrorCode.NO_ERROR || (!ending.ended && !ending.error);
+    if (resetByPeer && !ending.connectionLost) {
       return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${errorName(ending.rstCode)})` });
     }
     if (ending.ended && !ending.error && !ending.connectionLost) {
@@ -248,7 +250,7 @@ export function httpToGrpcCode(httpStatus: number): number {
   }
 }
 
-/** The gRPC spec's mapping for a stream reset before its status. */
+/** The gRPC spec's mapping for a stream reset before its status (NO_ERROR too is INTERNAL). */
 function rstToGrpcCode(rstCode: number): number {
   switch (rstCode) {
     case ErrorCode.REFUSED_STREAM:
