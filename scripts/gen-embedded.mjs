@@ -14,12 +14,15 @@ const require = createRequire(import.meta.url);
 const healthProtoDir = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto');
 const reflectionProtoDir = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto');
 
-// key: the path as the loading code names it (relative to its include dir)
+// key: the path as the loading code names it (relative to its include dir). helloworld_stream.proto imports
+// helloworld.proto: proto-loader compiles the package into one file with both services. Ours keep their field
+// names as written (interval_ms, as protoc has them, for reflection); the libraries' are camelCased, as the
+// libraries themselves load them.
 const sources = {
-  'helloworld.proto': join(root, 'proto'),
-  'health/v1/health.proto': healthProtoDir,
-  'grpc/reflection/v1/reflection.proto': reflectionProtoDir,
-  'grpc/reflection/v1alpha/reflection.proto': reflectionProtoDir,
+  'helloworld_stream.proto': { dir: join(root, 'proto'), keepCase: true },
+  'health/v1/health.proto': { dir: healthProtoDir },
+  'grpc/reflection/v1/reflection.proto': { dir: reflectionProtoDir },
+  'grpc/reflection/v1alpha/reflection.proto': { dir: reflectionProtoDir },
 };
 
 function varint(n) {
@@ -30,14 +33,14 @@ function varint(n) {
 }
 
 /** FileDescriptorSet { repeated FileDescriptorProto file = 1; } */
-function descriptorSet(file, includeDir) {
-  const definition = loadSync(file, { includeDirs: [includeDir] });
+function descriptorSet(file, { dir, keepCase = false }) {
+  const definition = loadSync(file, { includeDirs: [dir], keepCase });
   const files = Object.values(definition).find((d) => 'fileDescriptorProtos' in d).fileDescriptorProtos;
   return Buffer.concat(files.flatMap((f) => [Buffer.from([0x0a]), varint(f.length), f]));
 }
 
 const entries = Object.entries(sources).map(
-  ([file, dir]) => `  ${JSON.stringify(file)}: ${JSON.stringify(descriptorSet(file, dir).toString('base64'))},`,
+  ([file, source]) => `  ${JSON.stringify(file)}: ${JSON.stringify(descriptorSet(file, source).toString('base64'))},`,
 );
 const outDir = join(root, 'src/generated');
 mkdirSync(outDir, { recursive: true });

@@ -1,25 +1,15 @@
 // dist/client.cjs as users run it: the Go image's invocations against dist/server.js, the deadline against a
 // slow server, every exit code, the usage text, and the -json document against its JSON Schema.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../src/cli.ts';
 import { clientFlags } from '../src/client/options.ts';
 import { exitCodeForStatus, STATUS_NAMES } from '../src/status.ts';
 import { client, type JsonDocument } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { expectValid, validate } from './helpers/output-schema.ts';
 import { bundle, cleanEnv, root, runClient, spawnServer, type SpawnedServer } from './helpers/spawn.ts';
-
-const schema = JSON.parse(readFileSync(`${root}docs/client-output.schema.json`, 'utf8')) as object;
-const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true });
-ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-const validate = ajv.compile(schema);
-function expectValid(doc: unknown): void {
-  const ok = validate(doc);
-  expect(ok ? [] : validate.errors).toEqual([]);
-}
 
 let plain: SpawnedServer;
 let tls: SpawnedServer;

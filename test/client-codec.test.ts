@@ -11,6 +11,7 @@ import {
   encodeHelloRequest,
   SERVING_STATUS_NAMES,
 } from '../src/client/codec.ts';
+import { encodeHelloStreamRequest } from '../src/client/stream/codec.ts';
 import { frame } from '../src/grpc-frame.ts';
 import { helloworldPackage } from '../src/proto.ts';
 
@@ -47,6 +48,20 @@ describe('HelloRequest / HealthCheckRequest encoding', () => {
       expect(sayHello.requestDeserialize(encodeHelloRequest({ name }))).toEqual({ name });
       expect(check.requestDeserialize(encodeHealthCheckRequest({ service: name }))).toEqual({ service: name });
     }
+  });
+});
+
+describe('HelloStreamRequest encoding (-stream server)', () => {
+  const sayHelloStream = (helloworldPackage['helloworld.GreeterStream'] as Record<string, Method>).SayHelloStream!;
+  test.each([
+    ['world', 10, 0],
+    ['', 1, 1],
+    ['ü'.repeat(100), 1_000_000, 300_000],
+    ['x', 127, 128],
+  ])('%s, count %i, interval_ms %i: byte-identical with proto-loader, and read back', (name, count, intervalMs) => {
+    const bytes = encodeHelloStreamRequest({ name, count, intervalMs });
+    expect(bytes).toEqual(sayHelloStream.requestSerialize({ name, count, interval_ms: intervalMs }));
+    expect(sayHelloStream.requestDeserialize(bytes)).toEqual({ name, count, interval_ms: intervalMs });
   });
 });
 

@@ -1,40 +1,22 @@
 // The client against a gRPC server that is not grpc-js: Python's grpcio (gRPC C-core), whose HTTP/2 and
 // HPACK (Huffman, dynamic table) and percent-encoding are its own. Skipped when python3-grpcio is absent
 // (.ci/run installs it).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { client } from './helpers/client.ts';
+import { hasGrpcio, startPython, stopPython } from './helpers/python.ts';
 
-const python = '/usr/bin/python3';
-const hasGrpcio = spawnSync(python, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0;
-const script = fileURLToPath(new URL('./helpers/python-greeter.py', import.meta.url));
 const certs = (name: string) => fileURLToPath(new URL(`../certs/${name}`, import.meta.url));
-
-async function startPython(args: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(python, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('python greeter did not start')), 15_000);
-    child.stdout!.setEncoding('utf8').once('data', (d: string) => {
-      clearTimeout(timer);
-      resolve(Number(d.trim()));
-    });
-    child.once('exit', (code) => reject(new Error(`python greeter exited ${code}`)));
-  });
-  return { child, port };
-}
 
 describe.skipIf(!hasGrpcio)('against grpcio (gRPC C-core)', () => {
   let plain: Awaited<ReturnType<typeof startPython>>;
   let tls: Awaited<ReturnType<typeof startPython>>;
   beforeAll(async () => {
-    [plain, tls] = await Promise.all([startPython(), startPython([certs('server.pem'), certs('server-key.pem')])]);
+    [plain, tls] = await Promise.all([startPython('python-greeter.py'), startPython('python-greeter.py', [certs('server.pem'), certs('server-key.pem')])]);
   });
   afterAll(() => {
-    for (const p of [plain, tls]) {
-      p?.child.stdin?.end();
-      p?.child.kill();
-    }
+    stopPython(plain);
+    stopPython(tls);
   });
 
   test('SayHello with metadata: the greeting, the hostname from the headers', async () => {

@@ -47,6 +47,7 @@ describe('a probe loads only what its flags need', () => {
     ['SayHello to localhost', () => ['-server_addr', `localhost:${plain.port}`]],
     ['-health', () => ['-health', '-server_addr', `localhost:${plain.port}`]],
     ['-count 3 -json', () => ['-count', '3', '-json', '-server_addr', `localhost:${plain.port}`]],
+    ['-stream bidi -keepalive 1', () => ['-stream', 'bidi', '-messages', '3', '-keepalive', '1', '-server_addr', `localhost:${plain.port}`]],
   ])('%s: no TLS, no perf_hooks, no node:module, no http2, no DNS', async (_, args) => {
     const loaded = await loadedBy(args());
     expect(loaded).toContain('net'); // the list is real

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { encodeFrame, encodeSettings, Flag, FrameType, Setting } from '../src/h2/frames.ts';
 import { FLOOD_BUDGETS } from '../src/h2/limits.ts';
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
-import { helloRequest } from './helpers/raw-grpc.ts';
+import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
 import { closeRawH2Connections, RawH2, requestFields } from './helpers/raw-h2.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -111,5 +111,27 @@ describe('memory and stream caps', () => {
     raw.call(3, requestFields(s.port), helloRequest('small'));
     expect((await raw.finished(3)).headers.at(-1)?.['grpc-status']).toBe('0');
     expect(raw.received.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+  });
+});
+
+describe('what the memory budget counts of forwarded calls', () => {
+  it('a long bidi stream does not fill it: each client-streamed message counts only until grpc-js has taken it', async () => {
+    const s = await server({ limits: { maxConnectionMemory: 128 * 1024 } });
+    const raw = await RawH2.open(s.port);
+    raw.headers(1, requestFields(s.port, '/helloworld.GreeterStream/SayHelloBidi'));
+    raw.windowUpdate(0, 1 << 24); // room for the 300 replies
+    raw.windowUpdate(1, 1 << 24);
+    // 300 requests of 1 KB: more than twice the budget, had they counted until the stream's end
+    for (let i = 0; i < 300; i++) {
+      raw.data(1, grpcFrame(helloRequest(`${i}`.padEnd(1024, '.'))), false);
+      if (i % 50 === 49) await raw.roundTrip();
+    }
+    await raw.until(() => (raw.answer(1).data.length >= 300 * 1024 ? true : undefined), 'the 300 replies');
+    // the stream still open: a new call on the connection is taken
+    raw.call(3, requestFields(s.port), helloRequest('beside'));
+    expect((await raw.finished(3)).headers.at(-1)?.['grpc-status']).toBe('0');
+    raw.data(1, Buffer.alloc(0), true);
+    expect((await raw.finished(1)).headers.at(-1)?.['grpc-status']).toBe('0');
+    expect(raw.received.some((f) => f.type === FrameType.RST_STREAM)).toBe(false);
   });
 });

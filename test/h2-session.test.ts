@@ -9,6 +9,7 @@ import { afterEach, describe, test } from 'vitest';
 import { encodeFrame, encodeSettings, ErrorCode, Flag, FrameReader, FrameType, Setting, type Frame } from '../src/h2/frames.ts';
 import { encodeHeaders, HpackDecoder, type HeaderList } from '../src/h2/hpack.ts';
 import { H2Session, type StreamEnding } from '../src/client/h2/session.ts';
+import { keepalive } from '../src/client/h2/keepalive.ts';
 import { explainTransportError } from '../src/client/explain.ts';
 
 const PREFACE_LENGTH = 24;
@@ -300,6 +301,102 @@ describe('a well-behaved server', () => {
     }
     const update = await peer.next((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0 && f.payload.readUInt32BE(0) >= 8 * 1024 * 1024, 'WINDOW_UPDATE');
     expect(update).toBeDefined();
+  });
+});
+
+describe('a request written over time (open(), for streams)', () => {
+  function open(session: H2Session) {
+    const recorded: Recorded = { headers: [], data: [], ending: undefined as never };
+    let end!: (e: StreamEnding) => void;
+    recorded.ending = new Promise<StreamEnding>((r) => (end = r));
+    const stream = session.open([[':method', 'POST'], [':scheme', 'http'], [':path', '/p'], [':authority', 'x']], {
+      onHeaders: (h) => recorded.headers.push(h),
+      onData: (d) => recorded.data.push(d),
+      onClose: end,
+    });
+    return { stream, recorded };
+  }
+
+  test('HEADERS without END_STREAM, DATA as it is written, END_STREAM at end(); the answer comes meanwhile', async ({ expect }) => {
+    const { peer, session } = await connected();
+    const { stream, recorded } = open(session);
+    await peer.requestHeaders(1);
+    stream.write(Buffer.from('one'));
+    const first = await peer.next((f) => f.type === FrameType.DATA && f.streamId === 1, 'the first DATA');
+    expect({ body: first.payload.toString(), end: first.flags & Flag.END_STREAM }).toEqual({ body: 'one', end: 0 });
+    peer.headers(1, OK_HEADERS);
+    peer.send(FrameType.DATA, 0, 1, Buffer.from('reply'));
+    await expect.poll(() => recorded.data.length).toBe(1);
+    stream.write(Buffer.from('two'));
+    stream.end();
+    expect((await peer.requestBody(1)).body.toString()).toBe('two');
+    peer.headers(1, [['grpc-status', '0']], Flag.END_HEADERS | Flag.END_STREAM);
+    expect(await recorded.ending).toEqual({ rstCode: 0, ended: true, connectionLost: false, sent: true });
+  });
+
+  test('what is written before the stream opens (a concurrency limit) goes out when it does, in order', async ({ expect }) => {
+    const { peer, session } = await connected([[Setting.MAX_CONCURRENT_STREAMS, 1]]);
+    const first = request(session);
+    const { stream } = open(session);
+    stream.write(Buffer.from('a'));
+    stream.write(Buffer.from('b'));
+    stream.end();
+    await peer.requestBody(1);
+    peer.headers(1, [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '0']], Flag.END_HEADERS | Flag.END_STREAM);
+    await first.recorded.ending;
+    expect((await peer.requestBody(3)).body.toString()).toBe('ab');
+  });
+
+  test("the server's answer ends before the request: the client ends its side too (no stream left open)", async ({ expect }) => {
+    const { peer, session } = await connected();
+    const { stream, recorded } = open(session);
+    stream.write(Buffer.from('x'));
+    await peer.next((f) => f.type === FrameType.DATA && f.streamId === 1, 'DATA');
+    peer.headers(1, [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '14']], Flag.END_HEADERS | Flag.END_STREAM);
+    expect((await recorded.ending).ended).toBe(true);
+    const end = await peer.next((f) => f.type === FrameType.DATA && f.streamId === 1 && (f.flags & Flag.END_STREAM) !== 0, 'END_STREAM from the client');
+    expect(end.payload.length).toBe(0);
+    expect(stream.write(Buffer.from('late'))).toBe(true); // ignored
+  });
+});
+
+describe('PING (the core) and -keepalive (h2/keepalive.ts)', () => {
+  test('ping() resolves when its ACK comes, with the round trip; rejects when the connection ends first', async ({ expect }) => {
+    const { peer, session } = await connected();
+    const answered = session.ping();
+    const ping = await peer.next((f) => f.type === FrameType.PING && !(f.flags & Flag.ACK), 'PING');
+    peer.send(FrameType.PING, Flag.ACK, 0, Buffer.from('not ours')); // an ACK of no PING of ours: ignored
+    peer.send(FrameType.PING, Flag.ACK, 0, ping.payload);
+    expect(await answered).toBeGreaterThanOrEqual(0);
+    const lost = session.ping();
+    await peer.next((f) => f.type === FrameType.PING, 'the second PING');
+    peer.socket.destroy();
+    await expect(lost).rejects.toThrow();
+  });
+
+  test('a PING only after the server was quiet for the period; unanswered, the connection ends with words', async ({ expect }) => {
+    const { peer, session, closed } = await connected();
+    const { recorded } = request(session);
+    await peer.requestBody(1);
+    peer.headers(1, OK_HEADERS);
+    keepalive(session, 150, 400);
+    // data every 50 ms keeps the stream busy: no PING
+    for (let i = 0; i < 6; i++) {
+      peer.send(FrameType.DATA, 0, 1, Buffer.from('x'));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(peer.frames.filter((f) => f.type === FrameType.PING)).toEqual([]);
+    // then quiet: a PING, answered; another, not answered
+    const ping = await peer.next((f) => f.type === FrameType.PING, 'a PING on the quiet stream');
+    peer.send(FrameType.PING, Flag.ACK, 0, ping.payload);
+    await peer.next((f) => f.type === FrameType.PING, 'the next PING');
+    const error = await closed;
+    expect(error?.message).toBe('keepalive: no answer to a PING within 0.4s (the connection is gone?)');
+    const ending = await recorded.ending;
+    expect({ lost: ending.connectionLost, words: explainTransportError(ending.error, { target: { host: 'x', port: 1, address: 'x:1' } }) }).toEqual({
+      lost: true,
+      words: 'keepalive: no answer to a PING within 0.4s (the connection is gone?)',
+    });
   });
 });
 

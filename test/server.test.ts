@@ -1,37 +1,18 @@
 // The server in-process, called by grpc-js clients over loopback.
-import { credentials, loadPackageDefinition, status, type Client, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, status, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { testCa } from '../src/generated/test-pki.ts';
 import { readFileSync } from 'node:fs';
-import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { greeterClient, reflect, reflectionClient, sayHello } from './helpers/grpc-js-client.ts';
+import { perTest } from './helpers/server.ts';
 
 const certs = (name: string) => readFileSync(new URL(`../certs/${name}`, import.meta.url));
 
-let servers: TestServer[] = [];
-let clients: Client[] = [];
-afterEach(() => {
-  for (const c of clients) c.close();
-  for (const s of servers) s.forceShutdown();
-  servers = [];
-  clients = [];
-});
-
-async function server(options: Parameters<typeof startTestServer>[0] = {}) {
-  const s = await startTestServer(options);
-  servers.push(s);
-  return s;
-}
-function client(...args: Parameters<typeof greeterClient>) {
-  const c = greeterClient(...args);
-  clients.push(c);
-  return c;
-}
+const { server, keep } = perTest();
+const client = (...args: Parameters<typeof greeterClient>) => keep(greeterClient(...args));
 
 describe('SayHello', () => {
   it('answers Hello <name> over plaintext, with the hostname metadata', async () => {
@@ -143,9 +124,8 @@ describe('health', () => {
   const healthPackage = loadPackageDefinition(loadSync(healthProtoPath, { keepCase: true, enums: String })) as GrpcObject;
   const Health = ((healthPackage.grpc as GrpcObject).health as GrpcObject).v1 as GrpcObject;
   const healthClient = (address: string) => {
-    const c = new (Health.Health as ServiceClientConstructor)(address, credentials.createInsecure());
-    clients.push(c);
-    return c as Client & Record<string, Function>;
+    const c = keep(new (Health.Health as ServiceClientConstructor)(address, credentials.createInsecure()));
+    return c as typeof c & Record<string, Function>;
   };
   const check = (c: Record<string, Function>, service: string) =>
     new Promise<{ err: { code: number } | null; status?: string }>((resolve) =>
@@ -176,30 +156,10 @@ describe('health', () => {
 describe('reflection', () => {
   it('lists helloworld.Greeter and grpc.health.v1.Health, and describes SayHello', async () => {
     const s = await server();
-    const require = createRequire(import.meta.url);
-    const dir = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto');
-    const pkg = loadPackageDefinition(loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [dir], keepCase: true }));
-    const v1 = (((pkg.grpc as GrpcObject).reflection as GrpcObject).v1 as GrpcObject).ServerReflection as ServiceClientConstructor;
-    const c = new v1(s.address, credentials.createInsecure()) as Client & Record<string, Function>;
-    clients.push(c);
-    const stream = c.ServerReflectionInfo();
-    const reply = new Promise<{ list_services_response: { service: { name: string }[] } }>((resolve, reject) => {
-      stream.on('data', resolve);
-      stream.on('error', reject);
-    });
-    stream.write({ list_services: '' });
-    const names = (await reply).list_services_response.service.map((x) => x.name);
-    stream.end();
+    const c = keep(reflectionClient(s.address));
+    const names = (await reflect(c, { list_services: '' })).list_services_response!.service.map((x) => x.name);
     expect(names).toEqual(expect.arrayContaining(['helloworld.Greeter', 'grpc.health.v1.Health']));
-
-    const symbol = new Promise<{ file_descriptor_response: { file_descriptor_proto: Buffer[] } }>((resolve, reject) => {
-      const st = c.ServerReflectionInfo();
-      st.on('data', resolve);
-      st.on('error', reject);
-      st.write({ file_containing_symbol: 'helloworld.Greeter' });
-      st.end();
-    });
-    const files = (await symbol).file_descriptor_response.file_descriptor_proto;
+    const files = (await reflect(c, { file_containing_symbol: 'helloworld.Greeter' })).file_descriptor_response!.file_descriptor_proto;
     expect(Buffer.concat(files).toString('latin1')).toContain('SayHello');
   });
 });

@@ -12,7 +12,10 @@ import { explainTransportError, type ErrorContext } from './explain.ts';
 import { ErrorCode, errorName } from '../h2/frames.ts';
 import type { HeaderList } from '../h2/hpack.ts';
 import type { ClientStream, H2Session, Headers, StreamEnding } from './h2/session.ts';
+import { MAX_MESSAGE_BYTES, MessageReader } from './messages.ts';
 import { TransportFailure } from './reconnect.ts';
+
+export { MAX_MESSAGE_BYTES } from './messages.ts';
 
 export interface UnaryRequest {
   /** /package.Service/Method */
@@ -47,9 +50,6 @@ export interface CallOptions {
   context: ErrorContext;
 }
 
-/** gRPC's default limit on a received message. */
-export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
 export function unaryCall(session: H2Session, request: UnaryRequest, options: CallOptions): Promise<Answer> {
   const { signal } = options;
   return new Promise<Answer>((resolve, reject) => {
@@ -82,17 +82,9 @@ export function unaryCall(session: H2Session, request: UnaryRequest, options: Ca
         onClose: (ending) => {
           signal.removeEventListener('abort', onAbort);
           if (signal.aborted) return; // rejected already
-          const unanswered = { answered: false, envoy: false };
-          if (ending.headersTooLarge) return resolve({ code: Code.RESOURCE_EXHAUSTED, details: ending.error?.message ?? 'response headers too large', ...unanswered });
-          if (!response) {
-            const words = ending.error ? explainTransportError(ending.error, options.context) : closedWithoutAnswer(ending.rstCode);
-            // never processed (never written, refused, above a GOAWAY's last stream): sent again at once, as gRPC's transparent retries
-            if (!ending.sent) return reject(new TransportFailure(`no answer: ${words}`, true));
-            // sent and then lost: the server may have run it, so it is not sent again unless -retry_on says so
-            if (ending.connectionLost || ending.rstCode === ErrorCode.NO_ERROR) {
-              return resolve({ code: Code.UNAVAILABLE, details: `the connection was lost after the request was sent: ${words}`, ...unanswered });
-            }
-            return resolve({ code: rstToGrpcCode(ending.rstCode), details: `no answer: ${words}`, ...unanswered });
+          if (!response || ending.headersTooLarge) {
+            const none = noAnswer(ending, options.context);
+            return none instanceof TransportFailure ? reject(none) : resolve(none);
           }
           resolve(readAnswer(response, trailers, Buffer.concat(chunks), { ...ending, tooLarge, context: options.context }));
         },
@@ -105,8 +97,25 @@ export function unaryCall(session: H2Session, request: UnaryRequest, options: Ca
   });
 }
 
+/**
+ * The end of a call that has no answer to read: headers larger than the client takes, or no response headers at
+ * all. A TransportFailure when the server certainly did not process it (to be sent again).
+ */
+export function noAnswer(ending: StreamEnding, context: ErrorContext): Answer | TransportFailure {
+  const unanswered = { answered: false, envoy: false };
+  if (ending.headersTooLarge) return { code: Code.RESOURCE_EXHAUSTED, details: ending.error?.message ?? 'response headers too large', ...unanswered };
+  const words = ending.error ? explainTransportError(ending.error, context) : closedWithoutAnswer(ending.rstCode);
+  // never processed (never written, refused, above a GOAWAY's last stream): sent again at once, as gRPC's transparent retries
+  if (!ending.sent) return new TransportFailure(`no answer: ${words}`, true);
+  // sent and then lost: the server may have run it, so it is not sent again unless -retry_on says so
+  if (ending.connectionLost || ending.rstCode === ErrorCode.NO_ERROR) {
+    return { code: Code.UNAVAILABLE, details: `the connection was lost after the request was sent: ${words}`, ...unanswered };
+  }
+  return { code: rstToGrpcCode(ending.rstCode), details: `no answer: ${words}`, ...unanswered };
+}
+
 /** The request's header fields: pseudo-headers, gRPC's, then the metadata (a user's user-agent replaces ours; other repeated keys repeat). */
-function requestFields(request: UnaryRequest, scheme: string, deadline: number): HeaderList {
+export function requestFields(request: Pick<UnaryRequest, 'path' | 'authority' | 'metadata' | 'userAgent'>, scheme: string, deadline: number): HeaderList {
   const fields: HeaderList = [
     [':method', 'POST'],
     [':scheme', scheme],
@@ -137,10 +146,27 @@ function closedWithoutAnswer(rstCode: number): string {
 }
 
 /** How the stream ended (h2/session.ts), and what the call saw of it. */
-type Ending = StreamEnding & { tooLarge: boolean; context: ErrorContext };
+export type Ending = StreamEnding & { tooLarge: boolean; context: ErrorContext };
 
 /** The answer from the response headers, trailers and body; exported for tests of odd servers. */
 export function readAnswer(response: Headers, trailers: Headers | undefined, body: Buffer, ending: Ending): Answer {
+  const status = readStatus(response, trailers, ending);
+  if (status.code !== Code.OK) return status;
+  const internal = (details: string): Answer => ({ ...status, code: Code.INTERNAL, details });
+  const reader = new MessageReader(header(response, 'grpc-encoding'));
+  const messages = reader.push(body);
+  if (typeof messages === 'string') return internal(messages);
+  const cut = reader.end();
+  if (cut !== undefined) return internal(cut);
+  if (messages.length !== 1) return internal(`a unary call must answer exactly one message, the server sent ${messages.length}`);
+  return { ...status, message: messages[0]! };
+}
+
+/**
+ * The call's status from the response headers and trailers, or from how the stream ended when they carry none;
+ * with who answered. Code OK says nothing yet of the messages, which are the caller's to read.
+ */
+export function readStatus(response: Headers, trailers: Headers | undefined, ending: Ending): Answer {
   const hostname = header(trailers, 'hostname') ?? header(response, 'hostname');
   const envoy = viaEnvoy(response) || (trailers !== undefined && viaEnvoy(trailers));
   const withHost = (a: Omit<Answer, 'answered' | 'envoy'>): Answer => ({ ...a, ...(hostname === undefined ? {} : { hostname }), answered: true, envoy });
@@ -158,7 +184,9 @@ export function readAnswer(response: Headers, trailers: Headers | undefined, bod
   if (ending.tooLarge) return withHost({ code: Code.RESOURCE_EXHAUSTED, details: `response message larger than ${MAX_MESSAGE_BYTES} bytes` });
   const rawStatus = header(statusHeaders, 'grpc-status');
   if (rawStatus === undefined) {
-    if (ending.rstCode !== ErrorCode.NO_ERROR && !ending.connectionLost) {
+    // (RST_STREAM NO_ERROR is how Envoy ends a stream whose answer had begun when its route timeout fired)
+    const resetByPeer = ending.rstCode !== ErrorCode.NO_ERROR || (!ending.ended && !ending.error);
+    if (resetByPeer && !ending.connectionLost) {
       return withHost({ code: rstToGrpcCode(ending.rstCode), details: `the stream was reset before its status (HTTP/2 error ${errorName(ending.rstCode)})` });
     }
     if (ending.ended && !ending.error && !ending.connectionLost) {
@@ -170,43 +198,17 @@ export function readAnswer(response: Headers, trailers: Headers | undefined, bod
   const code = /^\d+$/.test(rawStatus.trim()) ? Number(rawStatus) : Code.UNKNOWN;
   const message = percentDecode(header(statusHeaders, 'grpc-message') ?? '');
   if (code !== Code.OK) return withHost({ code, details: /^\d+$/.test(rawStatus.trim()) ? message : `invalid grpc-status ${JSON.stringify(rawStatus)}: ${message}` });
-
-  const messages = readMessages(body, header(response, 'grpc-encoding'));
-  if (typeof messages === 'string') return withHost({ code: Code.INTERNAL, details: messages });
-  if (messages.length !== 1) {
-    return withHost({ code: Code.INTERNAL, details: `a unary call must answer exactly one message, the server sent ${messages.length}` });
-  }
-  return withHost({ code: Code.OK, details: '', message: messages[0]! });
-}
-
-/** Length-prefixed messages, or what is wrong with them. */
-function readMessages(body: Buffer, encoding: string | undefined): Buffer[] | string {
-  const out: Buffer[] = [];
-  let at = 0;
-  while (at < body.length) {
-    if (body.length - at < 5) return 'truncated message prefix in the response';
-    const flag = body[at]!;
-    const length = body.readUInt32BE(at + 1);
-    if (flag === 1) {
-      return `the server sent a compressed message (grpc-encoding ${encoding ?? 'none'}), but this client asks for none and reads none`;
-    }
-    if (flag !== 0) return `invalid message flag ${flag} in the response`;
-    if (length > MAX_MESSAGE_BYTES) return `response message of ${length} bytes is larger than ${MAX_MESSAGE_BYTES}`;
-    if (body.length - at - 5 < length) return 'truncated message in the response';
-    out.push(body.subarray(at + 5, at + 5 + length));
-    at += 5 + length;
-  }
-  return out;
+  return withHost({ code: Code.OK, details: '' });
 }
 
 /** Envoy's marks on an answer: its `server` header (a fault abort or a local reply) or its `x-envoy-` headers. */
-function viaEnvoy(headers: Headers): boolean {
+export function viaEnvoy(headers: Headers): boolean {
   if (header(headers, 'server') === 'envoy') return true;
   for (const name in headers) if (name.startsWith('x-envoy-')) return true;
   return false;
 }
 
-function header(headers: Headers | undefined, key: string): string | undefined {
+export function header(headers: Headers | undefined, key: string): string | undefined {
   const v = headers?.[key];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -248,7 +250,7 @@ export function httpToGrpcCode(httpStatus: number): number {
   }
 }
 
-/** The gRPC spec's mapping for a stream reset before its status. */
+/** The gRPC spec's mapping for a stream reset before its status (NO_ERROR too is INTERNAL). */
 function rstToGrpcCode(rstCode: number): number {
   switch (rstCode) {
     case ErrorCode.REFUSED_STREAM:

@@ -51,7 +51,7 @@ export function decodeHealthCheckResponse(bytes: Uint8Array): { status: number }
   return { status };
 }
 
-function varint(n: number): Buffer {
+export function varint(n: number): Buffer {
   const bytes: number[] = [];
   while (n > 0x7f) {
     bytes.push((n & 0x7f) | 0x80);

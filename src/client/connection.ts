@@ -30,6 +30,8 @@ export class Connection {
     readonly target: Target,
     readonly tls: ClientTls | undefined,
     readonly log?: (line: string) => void,
+    /** called with each connection once it is ready (-keepalive) */
+    readonly onReady?: (session: H2Session) => void,
   ) {
     this.#context = { target, ...(tls ? { serverName: tls.serverName } : {}) };
   }
@@ -79,6 +81,7 @@ export class Connection {
             const how = tls ? `${(session.socket as { getProtocol?: () => string | null }).getProtocol?.() ?? 'TLS'}, h2` : 'h2c';
             const via = host === target.host ? '' : `, ${host}`;
             this.log?.(`connected to ${target.address} in ${(performance.now() - started).toFixed(1)} ms (${how}${via})`);
+            this.onReady?.(session);
             resolve(session);
           },
           goaway: (errorCode) => {

@@ -95,6 +95,7 @@ export function explainTransportError(err: unknown, ctx: ErrorContext): string {
     case 'ERR_H2_NO_ALPN': // the client's own HTTP/2 (h2/session.ts): its messages are words already
     case 'ERR_HTTP2_PROTOCOL':
     case 'ERR_HTTP2_GOAWAY_ERROR':
+    case 'ERR_HTTP2_PING_TIMEOUT':
       return e!.message;
     case 'ERR_HTTP2_INVALID_SESSION':
       return 'the connection was already closed';

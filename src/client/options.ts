@@ -29,6 +29,10 @@ export const clientFlags = {
   authority: { kind: 'string', arg: 'host[:port]', describe: 'the :authority header (default: -server_addr, or -server_host_override with -tls)' },
   health: { kind: 'boolean', describe: 'call grpc.health.v1.Health/Check instead of SayHello; succeed only on SERVING' },
   service: { kind: 'string', arg: 'name', describe: 'with -health: the service to check (default "": the whole server)' },
+  stream: { kind: 'string', arg: 'server|bidi', describe: 'a stream instead of one call: server (GreeterStream/SayHelloStream) or bidi (SayHelloBidi)' },
+  messages: { kind: 'int', min: 1, max: 1_000_000, arg: 'n', describe: 'with -stream: replies asked for (server), requests sent (bidi); default 10' },
+  stream_interval: { kind: 'seconds', min: 0, max: 300, describe: 'with -stream: time between the replies asked for (server), between requests (bidi); default 0' },
+  keepalive: { kind: 'seconds', min: 0.1, max: 86_400, describe: 'an HTTP/2 PING whenever the server sent nothing for this long; unanswered for 20s, the connection is given up' },
   json: { kind: 'boolean', describe: 'print one JSON document (docs/client-output.schema.json) instead of lines' },
   v: { kind: 'boolean', describe: 'verbose: connection attempts and backoff waits on stderr' },
   backoff_initial: { kind: 'seconds', default: 1, min: 0.001, max: 86_400, describe: 'reconnect: wait before the first retry' },
@@ -40,6 +44,7 @@ export const clientFlags = {
   expect_min_latency: { kind: 'seconds', min: 0, describe: 'exit 0 only if every request takes at least this long' },
   expect_max_latency: { kind: 'seconds', min: 0, describe: 'exit 0 only if every request takes at most this long' },
   expect_answered_by: { kind: 'string', arg: 'server|other|none', describe: 'exit 0 only if every request was answered by a grpc-helloworld server, by something else (a mesh abort, a proxy), or by nothing' },
+  expect_messages: { kind: 'int', min: 0, max: 1_000_000, arg: 'n', describe: 'with -stream: exit 0 only if every stream got exactly this many messages' },
 } as const satisfies FlagTable;
 
 export interface Target {
@@ -59,6 +64,20 @@ export interface ClientTls {
 
 export type CallKind = { kind: 'hello'; name: string } | { kind: 'health'; service: string };
 
+export const STREAM_KINDS = ['server', 'bidi'] as const;
+export type StreamKind = (typeof STREAM_KINDS)[number];
+
+/** -stream: SayHelloStream or SayHelloBidi instead of SayHello. */
+export interface StreamOptions {
+  kind: StreamKind;
+  /** -messages: replies asked for (server), requests sent (bidi) */
+  messages: number;
+  /** -stream_interval, in ms */
+  intervalMs: number;
+}
+
+export const DEFAULT_STREAM_MESSAGES = 10;
+
 /** Who answered a request (run.ts, RequestResult.answeredBy). */
 export const ANSWERED_BY = ['server', 'other', 'none'] as const;
 export type AnsweredBy = (typeof ANSWERED_BY)[number];
@@ -70,6 +89,8 @@ export interface Expectations {
   maxLatencyMs?: number;
   /** every request was answered by this (a server, something else in between, nothing) */
   answeredBy?: AnsweredBy;
+  /** -stream: every stream got exactly this many messages */
+  messages?: number;
 }
 
 export interface ClientOptions {
@@ -83,6 +104,10 @@ export interface ClientOptions {
   /** [key, value] in order; keys lower case, -bin values base64 */
   metadata: Array<[string, string]>;
   call: CallKind;
+  /** -stream (a SayHello stream; call is then `hello`) */
+  stream?: StreamOptions;
+  /** -keepalive, in ms */
+  keepaliveMs?: number;
   json: boolean;
   verbose: boolean;
   backoff: Backoff;
@@ -117,7 +142,9 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
   if (answeredBy !== undefined && !(ANSWERED_BY as readonly string[]).includes(answeredBy)) {
     throw new UsageError(`invalid value ${JSON.stringify(answeredBy)} for -expect_answered_by: want ${ANSWERED_BY.join(', ')}`);
   }
-  const expecting = expectCodes !== undefined || flags.expect_min_latency !== undefined || flags.expect_max_latency !== undefined || answeredBy !== undefined;
+  const stream = streamOptions(flags);
+  const expecting =
+    expectCodes !== undefined || flags.expect_min_latency !== undefined || flags.expect_max_latency !== undefined || answeredBy !== undefined || flags.expect_messages !== undefined;
   if (flags.expect_min_latency !== undefined && flags.expect_max_latency !== undefined && flags.expect_min_latency > flags.expect_max_latency) {
     throw new UsageError('-expect_min_latency is more than -expect_max_latency: no request can meet both');
   }
@@ -132,6 +159,8 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
     concurrency: flags.concurrency,
     metadata: flags.H.map(parseHeader),
     call: flags.health ? { kind: 'health', service: flags.service ?? '' } : { kind: 'hello', name: positionals[0] ?? 'world' },
+    ...(stream ? { stream } : {}),
+    ...(flags.keepalive !== undefined ? { keepaliveMs: flags.keepalive * 1000 } : {}),
     json: flags.json,
     verbose: flags.v,
     backoff: {
@@ -148,10 +177,24 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
             ...(flags.expect_min_latency !== undefined ? { minLatencyMs: flags.expect_min_latency * 1000 } : {}),
             ...(flags.expect_max_latency !== undefined ? { maxLatencyMs: flags.expect_max_latency * 1000 } : {}),
             ...(answeredBy !== undefined ? { answeredBy: answeredBy as AnsweredBy } : {}),
+            ...(flags.expect_messages !== undefined ? { messages: flags.expect_messages } : {}),
           },
         }
       : {}),
   };
+}
+
+/** -stream and the flags that go with it; undefined without -stream (and then those flags are a usage error). */
+function streamOptions(flags: ReturnType<typeof parseFlags<typeof clientFlags>>['flags']): StreamOptions | undefined {
+  if (flags.stream === undefined) {
+    const stray = (['messages', 'stream_interval', 'expect_messages'] as const).find((f) => flags[f] !== undefined);
+    if (stray) throw new UsageError(`-${stray} needs -stream server or -stream bidi`);
+    return undefined;
+  }
+  const kind = flags.stream.trim().toLowerCase();
+  if (!(STREAM_KINDS as readonly string[]).includes(kind)) throw new UsageError(`invalid value ${JSON.stringify(flags.stream)} for -stream: want ${STREAM_KINDS.join(' or ')}`);
+  if (flags.health) throw new UsageError('-stream calls GreeterStream: not with -health');
+  return { kind: kind as StreamKind, messages: flags.messages ?? DEFAULT_STREAM_MESSAGES, intervalMs: (flags.stream_interval ?? 0) * 1000 };
 }
 
 /**

@@ -20,19 +20,28 @@ export interface ClientIo {
 }
 
 export async function runClient(options: ClientOptions, io: ClientIo): Promise<number> {
+  // streams and keepalive are code a probe never runs: loaded only when asked for
+  const { stream } = options;
+  const streams = stream ? await import('./stream/exchange.ts') : undefined;
+  const { keepaliveMs } = options;
+  const keepalive = keepaliveMs === undefined ? undefined : (await import('./h2/keepalive.ts')).keepalive;
+  const lineOf = streams?.streamLine ?? requestLine;
   const results = await runRequests(options, {
     ...(options.verbose ? { log: (line: string) => io.stderr(`${line}\n`) } : {}),
     ...(options.json
       ? {}
       : {
           onResult: (r: RequestResult) => {
-            const { text, stream } = requestLine(r, options);
-            io[stream](`${text}\n`);
+            const { text, stream: out } = lineOf(r, options);
+            io[out](`${text}\n`);
           },
         }),
+    ...(streams && stream ? { exchange: streams.streamExchanges({ ...options, stream }, options.json ? undefined : (line) => io.stdout(`${line}\n`)) } : {}),
+    ...(keepalive && keepaliveMs !== undefined ? { keepalive: (session) => keepalive(session, keepaliveMs) } : {}),
     ...(io.random ? { random: io.random } : {}),
   });
-  const expectation = options.expectations ? checkExpectations(results, options.expectations) : undefined;
+  const noun = stream ? 'stream' : 'request';
+  const expectation = options.expectations ? checkExpectations(results, options.expectations, noun) : undefined;
   const exitCode = expectation ? (expectation.met ? EXIT_OK : EXIT_FAILURE) : exitCodeForResults(results);
   const wantSummary = options.json || options.count > 1;
   const summary = wantSummary ? await summarize(results, options.call.kind === 'health') : undefined;
@@ -43,7 +52,7 @@ export async function runClient(options: ClientOptions, io: ClientIo): Promise<n
     io.stdout(`${summaryText(summary, options)}\n`);
   }
   if (expectation) {
-    const line = `${expectationLine(expectation, results.length)}\n`;
+    const line = `${expectationLine(expectation, results.length, noun)}\n`;
     if (expectation.met) {
       if (!options.json) io.stdout(line);
     } else {

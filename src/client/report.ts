@@ -26,6 +26,8 @@ export interface Summary {
   latencyMs: LatencySummary;
   /** replica hostname -> requests it answered (requests without a hostname are not counted) */
   byHostname: Record<string, number>;
+  /** -stream: messages the streams were to carry, and received */
+  messages?: { asked: number; received: number };
 }
 
 export async function summarize(results: readonly RequestResult[], health: boolean): Promise<Summary> {
@@ -33,8 +35,14 @@ export async function summarize(results: readonly RequestResult[], health: boole
   const byServingStatus: Record<string, number> = {};
   const byHostname: Record<string, number> = {};
   let ok = 0;
+  let messages: Summary['messages'];
   for (const r of results) {
     if (r.ok) ok++;
+    if (r.stream) {
+      messages ??= { asked: 0, received: 0 };
+      messages.asked += r.stream.asked;
+      messages.received += r.stream.received;
+    }
     const status = statusName(r.code);
     byStatus[status] = (byStatus[status] ?? 0) + 1;
     if (health && r.message !== undefined) byServingStatus[r.message] = (byServingStatus[r.message] ?? 0) + 1;
@@ -48,6 +56,7 @@ export async function summarize(results: readonly RequestResult[], health: boole
     ...(health ? { byServingStatus } : {}),
     latencyMs: await latencySummary(results.map((r) => r.latencyMs)),
     byHostname,
+    ...(messages ? { messages } : {}),
   };
 }
 
@@ -78,7 +87,7 @@ export function formatMs(ms: number): string {
 }
 
 /** Who answered, and how long it took: "(from pod-a, 1.20 ms)", "(no server reached, 1000.0 ms)". */
-function from(r: RequestResult): string {
+export function from(r: Pick<RequestResult, 'hostname' | 'envoy' | 'answeredBy' | 'reached' | 'latencyMs'>): string {
   const envoy = r.envoy ? ' via Envoy' : '';
   const who =
     r.hostname !== undefined
@@ -105,7 +114,7 @@ export function requestLine(r: RequestResult, options: Pick<ClientOptions, 'call
 }
 
 /** The summary after -count > 1 requests, ping-style. */
-export function summaryText(summary: Summary, options: Pick<ClientOptions, 'target' | 'call'>): string {
+export function summaryText(summary: Summary, options: Pick<ClientOptions, 'target' | 'call' | 'stream'>): string {
   const counts = (m: Record<string, number>) =>
     Object.entries(m)
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
@@ -119,11 +128,13 @@ export function summaryText(summary: Summary, options: Pick<ClientOptions, 'targ
   const l = summary.latencyMs;
   const hosts = counts(summary.byHostname);
   const unnamed = summary.count - Object.values(summary.byHostname).reduce((a, b) => a + b, 0);
+  const m = summary.messages;
   return [
-    `--- ${methodPath(options)} on ${options.target.address}: ${summary.count} requests, ${summary.ok} OK, ${summary.failed} failed${
+    `--- ${methodPath(options)} on ${options.target.address}: ${summary.count} ${options.stream ? 'streams' : 'requests'}, ${summary.ok} OK, ${summary.failed} failed${
       summary.failed ? ` (${counts(failures)})` : ''
     } ---`,
-    `latency ms: min ${formatMs(l.min)}, p50 ${formatMs(l.p50)}, p90 ${formatMs(l.p90)}, p99 ${formatMs(l.p99)}, max ${formatMs(l.max)}`,
+    `${options.stream ? 'duration' : 'latency'} ms: min ${formatMs(l.min)}, p50 ${formatMs(l.p50)}, p90 ${formatMs(l.p90)}, p99 ${formatMs(l.p99)}, max ${formatMs(l.max)}`,
+    ...(m ? [`messages: ${m.received} of ${m.asked} received`] : []),
     `replicas: ${hosts || 'none named'}${hosts && unnamed ? ` (${unnamed} without a hostname)` : ''}`,
   ].join('\n');
 }
@@ -145,6 +156,7 @@ export function jsonDocument(
     authority: options.authority,
     method: methodPath(options),
     ...(options.call.kind === 'hello' ? { name: options.call.name } : { service: options.call.service }),
+    ...(options.stream ? { stream: { kind: options.stream.kind, messages: options.stream.messages, interval_ms: options.stream.intervalMs } } : {}),
     requests: results.map((r) => ({
       index: r.index,
       start: r.start.toISOString(),
@@ -159,6 +171,11 @@ export function jsonDocument(
       envoy: r.envoy,
       message: r.message ?? null,
       ok: r.ok,
+      ...(r.stream
+        ? {
+            messages: (r.stream.messages ?? []).map((m) => ({ index: m.index, message: m.text, hostname: m.hostname ?? null, ms_since_start: round3(m.msSinceStart) })),
+          }
+        : {}),
     })),
     summary: {
       count: summary.count,
@@ -168,6 +185,7 @@ export function jsonDocument(
       ...(summary.byServingStatus ? { by_serving_status: summary.byServingStatus } : {}),
       latency_ms: Object.fromEntries(Object.entries(summary.latencyMs).map(([k, v]) => [k, round3(v)])),
       by_hostname: summary.byHostname,
+      ...(summary.messages ? { messages: summary.messages } : {}),
     },
     expectations:
       e && expectation
@@ -176,6 +194,7 @@ export function jsonDocument(
             min_latency_ms: e.minLatencyMs ?? null,
             max_latency_ms: e.maxLatencyMs ?? null,
             answered_by: e.answeredBy ?? null,
+            ...(options.stream ? { messages: e.messages ?? null } : {}),
             met: expectation.met,
             failures: expectation.failures,
           }

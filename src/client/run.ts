@@ -1,19 +1,22 @@
 // The requests of a run: -count of them, started -interval apart, at most -concurrency in flight, over one
 // shared connection. Each request has its own deadline (-timeout), which bounds everything it does:
-// waiting for a connection, the backoff between attempts, and the call itself.
-import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../rpc-names.ts';
+// waiting for a connection, the backoff between attempts, and the call itself. What a request is (a unary
+// call here, a stream with -stream: stream/exchange.ts) is an Exchange.
+import { HEALTH_CHECK_PATH, SAY_HELLO_BIDI_PATH, SAY_HELLO_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
 import { afterLongDelay } from '../grpc-timeout.ts';
 import { Code, statusName } from '../status.ts';
-import { unaryCall, type Answer, type UnaryRequest } from './call.ts';
+import { unaryCall, type Answer, type CallOptions, type UnaryRequest } from './call.ts';
 import { decodeHealthCheckResponse, decodeHelloReply, encodeHealthCheckRequest, encodeHelloRequest, servingStatusName } from './codec.ts';
 import { Connection } from './connection.ts';
+import type { H2Session } from './h2/session.ts';
 import type { AnsweredBy, ClientOptions } from './options.ts';
+import type { StreamResult } from './stream/result.ts';
 import { ProtocolMismatch, RetryableStatus, sleep, withRetries } from './reconnect.ts';
 import { USER_AGENT } from './version.ts';
 
 export const SERVING = 1;
 
-type Outcome = Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts' | 'reached'>;
+export type Outcome = Omit<RequestResult, 'index' | 'start' | 'latencyMs' | 'attempts' | 'reached'>;
 
 export interface RequestResult {
   /** 1 for the first request */
@@ -42,6 +45,21 @@ export interface RequestResult {
   message?: string;
   /** OK, and for -health SERVING too */
   ok: boolean;
+  /** -stream: its messages */
+  stream?: StreamResult;
+}
+
+/** One request: what it sends on a ready session, and what its answer means. run.ts does the rest (deadline, retries, connection). */
+export interface Exchange {
+  /** one attempt; rejects with a Retryable to be tried again, or with the signal's reason at the deadline */
+  attempt(session: H2Session, options: CallOptions): Promise<Answer>;
+  /** whether -retry_on may send again a request that got this answer */
+  retryable(answer: Answer): boolean;
+  outcome(answer: Answer): Outcome;
+  /** what every result of the request carries besides its outcome (a stream's messages) */
+  extra(): Pick<RequestResult, 'stream'>;
+  /** the outcome of a request the deadline ended after its answer had begun (a stream cut short), if it had */
+  cut?(deadlineWords: string): Outcome | undefined;
 }
 
 export interface RunHooks {
@@ -50,6 +68,10 @@ export interface RunHooks {
   /** -v lines */
   log?: (line: string) => void;
   random?: () => number;
+  /** each request's exchange (default: the unary call that options say) */
+  exchange?: (index: number) => Exchange;
+  /** -keepalive: keeps each new connection alive (h2/keepalive.ts) */
+  keepalive?: (session: H2Session) => void;
 }
 
 /** Marks the abort at a request's deadline. */
@@ -57,13 +79,13 @@ class DeadlineReached extends Error {
   override name = 'DeadlineReached';
 }
 
-export function methodPath(options: Pick<ClientOptions, 'call'>): string {
+export function methodPath(options: Pick<ClientOptions, 'call' | 'stream'>): string {
+  if (options.stream) return options.stream.kind === 'server' ? SAY_HELLO_STREAM_PATH : SAY_HELLO_BIDI_PATH;
   return options.call.kind === 'health' ? HEALTH_CHECK_PATH : SAY_HELLO_PATH;
 }
 
-/** Runs every request; the results are in request order. */
-export async function runRequests(options: ClientOptions, hooks: RunHooks = {}): Promise<RequestResult[]> {
-  const connection = new Connection(options.target, options.tls, hooks.log);
+/** The unary call the options say: SayHello or Health/Check. */
+function unaryExchange(options: ClientOptions): Exchange {
   const request: UnaryRequest = {
     path: methodPath(options),
     authority: options.authority,
@@ -71,6 +93,22 @@ export async function runRequests(options: ClientOptions, hooks: RunHooks = {}):
     metadata: options.metadata,
     userAgent: USER_AGENT,
   };
+  return {
+    attempt: (session, call) => unaryCall(session, request, call),
+    retryable: () => true,
+    outcome: (answer) => fromAnswer(answer, options),
+    extra: () => ({}),
+  };
+}
+
+/** Runs every request; the results are in request order. */
+export async function runRequests(options: ClientOptions, hooks: RunHooks = {}): Promise<RequestResult[]> {
+  const connection = new Connection(options.target, options.tls, hooks.log, hooks.keepalive);
+  let exchangeFor = hooks.exchange;
+  if (!exchangeFor) {
+    const unary = unaryExchange(options);
+    exchangeFor = () => unary;
+  }
   const results: RequestResult[] = new Array<RequestResult>(options.count);
   const started = performance.now();
   let next = 0;
@@ -79,7 +117,7 @@ export async function runRequests(options: ClientOptions, hooks: RunHooks = {}):
       const i = next++;
       const wait = started + i * options.intervalMs - performance.now();
       if (wait > 0) await sleep(wait);
-      const result = await oneRequest(i + 1, options, connection, request, hooks);
+      const result = await oneRequest(i + 1, options, connection, exchangeFor(i + 1), hooks);
       results[i] = result;
       hooks.onResult?.(result);
     }
@@ -92,7 +130,7 @@ export async function runRequests(options: ClientOptions, hooks: RunHooks = {}):
   return results;
 }
 
-async function oneRequest(index: number, options: ClientOptions, connection: Connection, request: UnaryRequest, hooks: RunHooks): Promise<RequestResult> {
+async function oneRequest(index: number, options: ClientOptions, connection: Connection, exchange: Exchange, hooks: RunHooks): Promise<RequestResult> {
   const start = new Date();
   const t0 = performance.now();
   const deadline = t0 + options.timeoutMs;
@@ -113,6 +151,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
     latencyMs: performance.now() - t0,
     attempts,
     reached,
+    ...exchange.extra(),
     ...outcome,
   });
 
@@ -124,8 +163,8 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
         const session = await connection.ready(controller.signal);
         phase = 'waiting for the answer';
         reached = true; // the peer spoke HTTP/2 (its SETTINGS came) and the request goes out to it
-        const a = await unaryCall(session, request, { deadline, signal: controller.signal, context });
-        if (a.code !== Code.OK && options.retryOn.has(a.code)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
+        const a = await exchange.attempt(session, { deadline, signal: controller.signal, context });
+        if (a.code !== Code.OK && options.retryOn.has(a.code) && exchange.retryable(a)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
         return a;
       },
       {
@@ -145,7 +184,7 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
         },
       },
     );
-    const outcome = fromAnswer(answer, options);
+    const outcome = exchange.outcome(answer);
     // A failure read after the deadline (say a grpc-go server's own "UNKNOWN: context deadline exceeded" that
     // reached the event loop before our timer) ends a call that has run past the deadline the user gave.
     if (answer.code === Code.OK || performance.now() < deadline) return finish(outcome);
@@ -156,6 +195,11 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
       return finish({ code: Code.UNAVAILABLE, details: err.message, ok: false, answeredBy: 'none', envoy: false });
     }
     if (!(controller.signal.aborted && err === controller.signal.reason)) throw err;
+    const cut = exchange.cut?.(after);
+    if (cut) {
+      log?.(`${tag}${cut.details}`);
+      return finish(cut);
+    }
     const earlier = lastFailure === undefined ? '' : `${attempts} attempt${attempts === 1 ? '' : 's'}, last failure: ${lastFailure}`;
     let details: string;
     if (phase === 'waiting for the answer') details = `${after}: no answer from the server yet${earlier ? ` (${earlier})` : ''}`;
@@ -169,9 +213,14 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
   }
 }
 
+/** Who answered, from what the answer carried. */
+export function answeredBy(answer: Pick<Answer, 'hostname' | 'answered' | 'envoy'>): Pick<RequestResult, 'hostname' | 'answeredBy' | 'envoy'> {
+  const by: AnsweredBy = answer.hostname !== undefined ? 'server' : answer.answered ? 'other' : 'none';
+  return { ...(answer.hostname === undefined ? {} : { hostname: answer.hostname }), answeredBy: by, envoy: answer.envoy };
+}
+
 function fromAnswer(answer: Answer, options: ClientOptions): Outcome {
-  const answeredBy: AnsweredBy = answer.hostname !== undefined ? 'server' : answer.answered ? 'other' : 'none';
-  const host = { ...(answer.hostname === undefined ? {} : { hostname: answer.hostname }), answeredBy, envoy: answer.envoy };
+  const host = answeredBy(answer);
   if (answer.code !== Code.OK || !answer.message) return { code: answer.code, details: answer.details, ok: false, ...host };
   try {
     if (options.call.kind === 'health') {

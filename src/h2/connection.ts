@@ -274,6 +274,9 @@ export class H2Connection {
   #idleTimer: NodeJS.Timeout | undefined;
   /** performance.now() when the last stream closed (or the connection started) */
   #idleSince = performance.now();
+  /** our PINGs waiting for their ACK, by payload (a counter) */
+  readonly #pings = new Map<bigint, { sent: number; resolve(ms: number): void; reject(error: Error): void }>();
+  #pingsSent = 0n;
 
   constructor(socket: Socket, role: Role, events: ConnectionEvents, limits: Partial<H2Limits> = {}) {
     this.#socket = socket;
@@ -361,6 +364,18 @@ export class H2Connection {
     return stream.id <= this.#writtenStreamId;
   }
 
+  /** Sends a PING; resolves with the round trip in ms when its ACK comes, rejects if the connection ends first. */
+  ping(): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error('the connection is closed'));
+    const id = ++this.#pingsSent;
+    const payload = Buffer.alloc(8);
+    payload.writeBigUInt64BE(id);
+    return new Promise((resolve, reject) => {
+      this.#pings.set(id, { sent: performance.now(), resolve, reject });
+      this.#send(encodeFrame(FrameType.PING, 0, 0, payload));
+    });
+  }
+
   /** Graceful: GOAWAY with the last stream taken; those streams finish, then the connection ends. */
   drain(): void {
     if (this.#closed || this.#draining) return;
@@ -378,6 +393,8 @@ export class H2Connection {
     error ??= this.#goawayError;
     const reset: StreamReset = { code: ErrorCode.CANCEL, cause: 'connection', ...(error ? { error } : {}) };
     for (const stream of [...this.#streams.values()]) this.#close(stream, reset);
+    for (const ping of this.#pings.values()) ping.reject(error ?? new Error('the connection closed'));
+    this.#pings.clear();
     this.#out = [];
     this.#socket.destroy();
     this.#events.onClose?.(error);
@@ -646,7 +663,7 @@ export class H2Connection {
         throw new H2ProtocolError(this.#role === 'server' ? 'PUSH_PROMISE from a client' : 'PUSH_PROMISE, though push is disabled');
       case FrameType.PING: {
         const payload = pingToAnswer(frame);
-        if (!payload) return;
+        if (!payload) return this.#onPingAck(frame.payload);
         // as grpc-go: a peer that pings without end is told so ("too_many_pings") and the connection ends
         if (!this.#budgets.ping.take()) throw new H2ProtocolError('too_many_pings', ErrorCode.ENHANCE_YOUR_CALM);
         this.#send(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
@@ -659,6 +676,15 @@ export class H2Connection {
       default:
         return; // unknown types are ignored (RFC 9113 §5.5)
     }
+  }
+
+  /** An ACK of one of our PINGs (one we did not send is ignored). */
+  #onPingAck(payload: Buffer): void {
+    const id = payload.readBigUInt64BE(0);
+    const ping = this.#pings.get(id);
+    if (!ping) return;
+    this.#pings.delete(id);
+    ping.resolve(performance.now() - ping.sent);
   }
 
   #onSettings(frame: Frame): void {

@@ -1,6 +1,7 @@
 // One JSON line per RPC, with the fields an Envoy access log shows (start time, method path, peer,
-// authority, user agent, gRPC status, duration), so the two can be read side by side. Also counts the
-// unary RPCs in flight, which graceful shutdown and the tests read.
+// authority, user agent, gRPC status, duration), so the two can be read side by side; a streaming RPC's line
+// also has its message counts. Also counts the RPCs in flight that end by themselves (all but the streams
+// that end only with their client: health Watch, reflection), which graceful shutdown and the tests read.
 //
 // This runs for every RPC, so it is kept lean (README, Performance, has the figures): instead of grpc-js'
 // general-purpose ServerInterceptingCall (closures, queues and listener objects per call) each call is
@@ -25,6 +26,9 @@ export interface AccessLogEntry {
   code: number;
   status: string;
   details?: string;
+  /** streaming methods only: request messages read, reply messages sent */
+  messages_received?: number;
+  messages_sent?: number;
   duration_ms: number;
 }
 
@@ -47,11 +51,13 @@ interface Counter {
   inFlight: number;
 }
 
-/** One call from its start to its end: counted in flight (unary calls) and logged once when it ends. */
+/** One call from its start to its end: counted in flight (but endless streams) and logged once when it ends. */
 export class CallRecord {
   readonly started = performance.now();
   private readonly startedAt = Date.now();
   private done = false;
+  /** a streaming method's messages so far; undefined for a unary one, whose line has no counts */
+  messages: { received: number; sent: number } | undefined;
 
   constructor(
     readonly path: string,
@@ -95,7 +101,13 @@ export class CallRecord {
     const { path: method, peer, authority, userAgent: user_agent } = this;
     const status = statusName(code);
     const duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
-    // the documented field order: details (only when not OK) before duration_ms
+    // the documented field order: details (only when not OK), then a stream's counts, before duration_ms
+    if (this.messages) {
+      const { received: messages_received, sent: messages_sent } = this.messages;
+      const counts = { messages_received, messages_sent, duration_ms };
+      this.log(code !== 0 && details ? { time, method, peer, authority, user_agent, code, status, details, ...counts } : { time, method, peer, authority, user_agent, code, status, ...counts });
+      return;
+    }
     this.log(
       code !== 0 && details
         ? { time, method, peer, authority, user_agent, code, status, details, duration_ms }
@@ -138,6 +150,7 @@ class TrackedCall implements ServerInterceptingCallInterface {
     this.next.sendMetadata(metadata);
   }
   sendMessage(message: unknown, callback: () => void): void {
+    if (this.record.messages) this.record.messages.sent++;
     this.next.sendMessage(message, callback);
   }
   sendStatus(status: PartialStatusObject): void {
@@ -193,6 +206,8 @@ class TrackedListener implements InterceptingServerListener {
     this.next.onReceiveMetadata(metadata);
   }
   onReceiveMessage(message: unknown): void {
+    const counts = this.call.record.messages;
+    if (counts) counts.received++;
     this.next.onReceiveMessage(message);
   }
   onReceiveHalfClose(): void {
@@ -204,14 +219,17 @@ class TrackedListener implements InterceptingServerListener {
   }
 }
 
-/** `log` null: count calls, write nothing. */
-export function trackCalls(log: Log | null): CallTracker {
+/**
+ * `log` null: count calls, write nothing. `endless`: the paths of streams that end only when their client ends
+ * them (health Watch, reflection), not counted in flight (filled before the first call).
+ */
+export function trackCalls(log: Log | null, endless: ReadonlySet<string>): CallTracker {
   const counter: Counter = { inFlight: 0 };
   // grpc-js only needs the ServerInterceptingCallInterface of what an interceptor returns; its type asks
   // for the class, whose private fields no other object can have.
   const interceptor = (method: Parameters<ServerInterceptor>[0], call: ServerInterceptingCallInterface) => {
-    const counted = !method.requestStream && !method.responseStream;
-    const record = new CallRecord(method.path, counted ? counter : null, log, peerOf(call), call.getHost(), '');
+    const record = new CallRecord(method.path, endless.has(method.path) ? null : counter, log, peerOf(call), call.getHost(), '');
+    if (method.requestStream || method.responseStream) record.messages = { received: 0, sent: 0 };
     // grpc-js answers some calls itself, below the interceptors: a message over the receive limit
     // (RESOURCE_EXHAUSTED), one that does not decompress or deserialize or a malformed grpc-timeout
     // (INTERNAL), a passed deadline. It then reports them to the interceptors only as cancelled, so log the

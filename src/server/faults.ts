@@ -4,10 +4,14 @@
 //   x-helloworld-delay-ms: 250          wait 250 ms instead of -sleep (capped at 5 minutes; the call's
 //                                       deadline ends the wait anyway)
 //   x-helloworld-fail-code: UNAVAILABLE answer with this status (name or number; OK forces success)
+// and, for the streaming methods (greeter-stream.ts), when a planned failure comes:
+//   x-helloworld-fail-after: 3          after 3 replies: the failure takes the place of reply 4 (default 0:
+//                                       in place of the first reply)
 import { parseStatusCode } from '../status.ts';
 
 export const DELAY_HEADER = 'x-helloworld-delay-ms';
 export const FAIL_CODE_HEADER = 'x-helloworld-fail-code';
+export const FAIL_AFTER_HEADER = 'x-helloworld-fail-after';
 export const MAX_DELAY_MS = 5 * 60 * 1000;
 
 export interface FaultOptions {
@@ -20,6 +24,13 @@ export interface Plan {
   delayMs: number;
   /** undefined: answer OK */
   fail?: { code: number; details: string };
+}
+
+export interface StreamPlan {
+  /** before every reply */
+  delayMs: number;
+  /** undefined: the stream ends OK */
+  fail?: { code: number; details: string; afterReplies: number };
 }
 
 /** A bad override header: the call is answered INVALID_ARGUMENT with this message. */
@@ -48,6 +59,16 @@ export function planRequest(options: FaultOptions, header: (name: string) => str
     return { delayMs, fail: { code: options.failCode, details: `injected failure (-fail_rate ${options.failRate})` } };
   }
   return { delayMs };
+}
+
+/** A stream's plan: SayHello's, and after how many replies a planned failure comes (checked even when none is planned). */
+export function planStream(options: FaultOptions, header: (name: string) => string | undefined, random: () => number = Math.random): StreamPlan {
+  const plan = planRequest(options, header, random);
+  const after = header(FAIL_AFTER_HEADER);
+  if (after !== undefined && !/^\s*\d{1,9}\s*$/.test(after)) {
+    throw new BadOverride(`${FAIL_AFTER_HEADER}: want a number of replies, got ${JSON.stringify(after)}`);
+  }
+  return plan.fail ? { delayMs: plan.delayMs, fail: { ...plan.fail, afterReplies: Number(after ?? 0) } } : { delayMs: plan.delayMs };
 }
 
 /** The milliseconds of an x-helloworld-delay-ms value, capped at MAX_DELAY_MS; undefined when it is not a number. */

@@ -29,6 +29,8 @@ export class GrpcJsConnection {
     private readonly injector: ConnectionInjector,
     /** streams forwarded at once, at most (limits.ts, maxForwardedStreams) */
     private readonly maxStreams: number,
+    /** methods whose client streams its messages */
+    private readonly requestStreamPaths: ReadonlySet<string>,
   ) {}
 
   #connect(): ClientHttp2Session {
@@ -65,7 +67,7 @@ export class GrpcJsConnection {
     let headerBytes = 0;
     for (const [name, value] of stream.fields) headerBytes += name.length + value.length;
     stream.retain(headerBytes * (FORWARDED_COPIES - 1));
-    const passed = new PassThrough(stream, upstream);
+    const passed = new PassThrough(stream, upstream, !this.requestStreamPaths.has(stream.headers[':path'] ?? ''));
     stream.handler = passed;
     for (const chunk of read) passed.onData(chunk);
     if (stream.remoteEnded && read.length > 0) upstream.end();
@@ -90,6 +92,8 @@ class PassThrough implements StreamHandler {
   constructor(
     private readonly stream: H2Stream,
     private readonly upstream: ClientHttp2Stream,
+    /** grpc-js holds the request until the call ends (a unary or server-streaming method): counted as held */
+    private readonly heldUntilEnd: boolean,
   ) {
     // The answer goes out as headers, DATA, trailers, in that order, whatever order node:http2 emits them in:
     // the headers a tick after DATA may have come, the trailers as they arrive even while DATA before them
@@ -136,9 +140,10 @@ class PassThrough implements StreamHandler {
   }
 
   onData(chunk: Buffer): void {
-    // grpc-js holds the request until the call ends, decoded, and its answer in the hop until the client reads
-    // it: the connection's memory counts that (measured: a 1 MB SayHello held ~5 MB until it ended)
-    this.stream.retain(chunk.length * FORWARDED_COPIES);
+    // grpc-js holds such a request until the call ends, decoded, and its answer in the hop until the client
+    // reads it: the connection's memory counts that (measured: a 1 MB SayHello held ~5 MB until it ended).
+    // A client-streamed message is handed on at once: counted as held until consumed, as any DATA.
+    if (this.heldUntilEnd) this.stream.retain(chunk.length * FORWARDED_COPIES);
     this.upstream.write(chunk, () => this.stream.consumed(chunk.length));
   }
 

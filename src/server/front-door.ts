@@ -35,8 +35,10 @@ export interface FrontDoorOptions {
   limits: ServerLimits;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
-  /** the paths of streaming methods (health Watch, reflection): calls that do not end by themselves */
-  streamingPaths: ReadonlySet<string>;
+  /** the paths of streams that end only when their client ends them (health Watch, reflection): a drain does not wait for them */
+  endlessPaths: ReadonlySet<string>;
+  /** the paths of methods whose client streams its messages (forward.ts counts what grpc-js holds differently) */
+  requestStreamPaths: ReadonlySet<string>;
   tracker: CallTracker;
   injector: ConnectionInjector;
   /** shutdown has begun (health NOT_SERVING): GET /readyz answers 503 */
@@ -49,8 +51,8 @@ export interface FrontDoor {
   stopListening(): Promise<void>;
   /** GOAWAY on every connection: the streams open finish, then each connection ends */
   drain(): void;
-  /** calls of unary methods whose answer has not yet gone out to the client */
-  unaryCallsOpen(): number;
+  /** calls a drain waits for (all but endless streams) whose answer has not yet gone out to the client */
+  callsOpen(): number;
   /** resolves once every connection has ended */
   closed(): Promise<void>;
   /** ends every connection now */
@@ -98,7 +100,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
     // Streams opened by the read being handled are dispatched once it is: one the client resets in the same
     // read (HEADERS + RST_STREAM, HTTP/2 "rapid reset") costs no call, no access-log line, no grpc-js stream.
     const arrivals: Arrival[] = [];
-    const openGrpcJs = () => (grpcJs ??= new GrpcJsConnection(options.injector, options.limits.maxForwardedStreams));
+    const openGrpcJs = () => (grpcJs ??= new GrpcJsConnection(options.injector, options.limits.maxForwardedStreams, options.requestStreamPaths));
     const session = new H2Connection(
       socket,
       'server',
@@ -148,9 +150,9 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       goingAway = true;
       for (const session of sessions()) session.drain();
     },
-    unaryCallsOpen: () => {
+    callsOpen: () => {
       let open = 0;
-      for (const session of sessions()) for (const stream of session.streams()) if (!options.streamingPaths.has(stream.headers[':path'] ?? '')) open++;
+      for (const session of sessions()) for (const stream of session.streams()) if (!options.endlessPaths.has(stream.headers[':path'] ?? '')) open++;
       return open;
     },
     closed: () => (connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allClosed = resolve))),

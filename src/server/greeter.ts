@@ -5,17 +5,28 @@ import type { HelloReply, HelloRequest } from '../proto.ts';
 import { afterDelay } from './delay.ts';
 import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
 
+/** The `hostname` metadata every answer carries. */
+export function hostnameMetadata(hostname: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set('hostname', hostname);
+  return metadata;
+}
+
+/** A request header's value as faults.ts asks for it: the first one, as grpc-js' metadata gives it. */
+export function headerOf(metadata: Metadata): (name: string) => string | undefined {
+  return (name) => {
+    const [value] = metadata.get(name);
+    return value === undefined ? undefined : String(value);
+  };
+}
+
 export function greeterImplementation(options: FaultOptions, hostname: string): UntypedServiceImplementation {
   return {
     SayHello(call: ServerUnaryCall<HelloRequest, HelloReply>, callback: sendUnaryData<HelloReply>) {
-      const metadata = new Metadata();
-      metadata.set('hostname', hostname);
+      const metadata = hostnameMetadata(hostname);
       let plan: Plan;
       try {
-        plan = planRequest(options, (name) => {
-          const [value] = call.metadata.get(name);
-          return value === undefined ? undefined : String(value);
-        });
+        plan = planRequest(options, headerOf(call.metadata));
       } catch (err) {
         if (!(err instanceof BadOverride)) throw err;
         callback({ code: status.INVALID_ARGUMENT, details: err.message, metadata });

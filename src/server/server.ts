@@ -1,16 +1,17 @@
-// Builds and runs the gRPC server: Greeter, standard health (grpc.health.v1, for Kubernetes `grpc:` probes
+// Builds and runs the gRPC server: Greeter, GreeterStream, standard health (grpc.health.v1, for Kubernetes `grpc:` probes
 // and grpc-health-probe), server reflection (for grpcurl), the access log, and graceful shutdown.
 // grpc-js serves every call the fast path does not answer; it listens on no port of its own. Connections come in through the front door
 // (front-door.ts: our own HTTP/2, which answers plain SayHellos itself) and reach grpc-js in memory.
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from '../h2/limits.ts';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { GREETER_SERVICE, greeterService, reflectedPackages } from '../proto.ts';
+import { GREETER_SERVICE, greeterService, greeterStreamService, reflectedPackages } from '../proto.ts';
 import { trackCalls, type AccessLogEntry } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
 import { openFrontDoor, type FrontDoorTls } from './front-door.ts';
 import { greeterImplementation } from './greeter.ts';
+import { greeterStreams } from './greeter-stream.ts';
 
 export type ServerTls = FrontDoorTls;
 
@@ -35,11 +36,13 @@ export interface RunningServer {
   /** whether plain SayHellos take the fast path (fast-path.ts) */
   fastPath: boolean;
   health: HealthImplementation;
-  /** unary RPCs being served (streams such as health Watch are not counted: they never end by themselves) */
+  /** RPCs being served, unary calls and GreeterStream streams (health Watch and reflection streams are not counted: they end only with their client) */
   inFlight(): number;
   /**
    * Health goes NOT_SERVING; 10 ms later the listener closes and connections are told to go away (no new
-   * RPCs), and the RPCs in flight finish. Resolves true when they all did within `graceMs`; false when some were cut.
+   * RPCs), and the RPCs in flight finish. When `graceMs` is over, the GreeterStream streams still open end
+   * UNAVAILABLE, and what is still open a moment later is cut. Resolves true when everything finished within
+   * `graceMs`; false when something was ended or cut.
    */
   shutdown(graceMs?: number): Promise<boolean>;
   /** Ends every connection and call now. */
@@ -48,28 +51,36 @@ export interface RunningServer {
 
 /** How long health is NOT_SERVING before the listener closes, on a graceful shutdown. */
 const NOT_SERVING_HEADSTART_MS = 10;
+/** After the grace period: how long the streams ended UNAVAILABLE have to get their status out before everything is cut. */
+export const STATUS_FLUSH_MS = 500;
+export const SHUTTING_DOWN = 'the server is shutting down: its grace period is over';
 
 /** The services whose health is reported: "" is the whole server. */
 export const HEALTH_SERVICES = ['', GREETER_SERVICE] as const;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const tracker = trackCalls(options.accessLog);
+  const methodPaths = new Set<string>();
+  /** streams that end only when their client ends them (health Watch, reflection): a drain does not wait for them */
+  const endlessPaths = new Set<string>();
+  /** methods whose client streams its messages: grpc-js hands each on, holding none until the call ends */
+  const requestStreamPaths = new Set<string>();
+  const tracker = trackCalls(options.accessLog, endlessPaths);
   // (channelz stays on: with grpc.enable_channelz 0, grpc-js 1.14's forceShutdown no longer finds the
   // connections to close. Its per-call cost is gone anyway for the calls fast-path.ts answers.)
   const server = new Server({ interceptors: [tracker.interceptor] });
-  // The packages add their services themselves; this notes their methods, and which stream, as they do.
-  const methodPaths = new Set<string>();
-  const streamingPaths = new Set<string>();
-  const registrar = {
-    addService(service: ServiceDefinition, implementation: UntypedServiceImplementation) {
-      for (const method of Object.values(service)) {
-        methodPaths.add(method.path);
-        if (method.requestStream || method.responseStream) streamingPaths.add(method.path);
-      }
-      server.addService(service, implementation);
-    },
-  } as Server;
-  registrar.addService(greeterService, greeterImplementation(options, options.hostname));
+  const add = (service: ServiceDefinition, implementation: UntypedServiceImplementation, endless: boolean) => {
+    for (const method of Object.values(service)) {
+      methodPaths.add(method.path);
+      if (endless && (method.requestStream || method.responseStream)) endlessPaths.add(method.path);
+      if (method.requestStream) requestStreamPaths.add(method.path);
+    }
+    server.addService(service, implementation);
+  };
+  // The packages add their services themselves, through this: it notes their methods and which stream.
+  const registrar = { addService: (service, implementation) => add(service, implementation, true) } as Server;
+  add(greeterService, greeterImplementation(options, options.hostname), false);
+  const streams = greeterStreams(options, options.hostname);
+  add(greeterStreamService, streams.implementation, false);
 
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'SERVING'])));
   health.addToServer(registrar);
@@ -87,7 +98,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     fastPath,
     limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
     methodPaths,
-    streamingPaths,
+    endlessPaths,
+    requestStreamPaths,
     tracker,
     injector,
     // health goes NOT_SERVING as shutdown begins: GET /readyz says so too
@@ -109,24 +121,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const headstart = Math.min(NOT_SERVING_HEADSTART_MS, graceMs);
       setTimeout(() => {
         if (forced) return resolve(false);
-        const cut = setTimeout(() => {
-          forceShutdown();
-          resolve(false);
+        let clean = true;
+        let cut: NodeJS.Timeout | undefined;
+        const graceOver = setTimeout(() => {
+          clean = false;
+          // streams end with a status their clients can read; whatever is still open a moment later is cut
+          const ending = streams.open() > 0;
+          streams.endAll(status.UNAVAILABLE, SHUTTING_DOWN);
+          cut = setTimeout(() => {
+            forceShutdown();
+            resolve(false);
+          }, ending ? STATUS_FLUSH_MS : 0);
         }, graceMs - headstart);
         void door.stopListening();
         door.drain();
         // Connections end with their last stream, including health Watch streams that never end by
-        // themselves: once the unary calls are answered, end those too. (The front door sees every unary
-        // call, fast or forwarded, until its answer has gone out; grpc-js counts one done when it sends it.)
+        // themselves: once the calls that end by themselves are answered, end those too. (The front door sees
+        // every call, fast or forwarded, until its answer has gone out; grpc-js counts one done when it sends it.)
         const poll = setInterval(() => {
-          if (door.unaryCallsOpen() === 0) door.destroy();
+          if (door.callsOpen() === 0) door.destroy();
         }, 20);
         void door.closed().then(() => {
+          clearTimeout(graceOver);
           clearTimeout(cut);
           clearInterval(poll);
           injector.destroy();
           server.forceShutdown();
-          resolve(!forced);
+          resolve(clean && !forced);
         });
       }, headstart);
     }));

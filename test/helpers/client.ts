@@ -32,6 +32,8 @@ export interface JsonRequest {
   envoy: boolean;
   message: string | null;
   ok: boolean;
+  /** -stream */
+  messages?: Array<{ index: number; message: string; hostname: string | null; ms_since_start: number }>;
 }
 
 export interface JsonDocument {
@@ -39,6 +41,7 @@ export interface JsonDocument {
   tls: boolean;
   authority: string;
   method: string;
+  stream?: { kind: 'server' | 'bidi'; messages: number; interval_ms: number };
   requests: JsonRequest[];
   summary: {
     count: number;
@@ -48,8 +51,9 @@ export interface JsonDocument {
     by_serving_status?: Record<string, number>;
     latency_ms: { min: number; p50: number; p90: number; p99: number; max: number };
     by_hostname: Record<string, number>;
+    messages?: { asked: number; received: number };
   };
-  expectations: null | { codes: string[]; met: boolean; failures: string[] };
+  expectations: null | { codes: string[]; met: boolean; failures: string[]; messages?: number | null };
   exit_code: number;
 }
 

@@ -6,41 +6,16 @@ import sys
 from concurrent import futures
 
 import grpc
-
-
-def varint(n):
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def read_name(request):
-    # HelloRequest { string name = 1 }: 0x0a, varint length, bytes
-    if not request:
-        return ""
-    assert request[0] == 0x0A, request
-    length, shift, at = 0, 0, 1
-    while True:
-        b = request[at]
-        at += 1
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            break
-    return request[at:at + length].decode("utf-8")
+from grpc_bytes import string_field, text_field
 
 
 def say_hello(request, context):
-    name = read_name(request)
+    name = text_field(request)
     context.send_initial_metadata((("hostname", "python"),))
     if name == "fail":
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "échec: 100% sûr")
     metadata = dict(context.invocation_metadata())
-    message = f"Hello {name} (end-user={metadata.get('end-user')})".encode("utf-8")
-    return b"\x0a" + varint(len(message)) + message
+    return string_field(f"Hello {name} (end-user={metadata.get('end-user')})")
 
 
 def main():

@@ -1,5 +1,6 @@
 // An in-process server for tests: real sockets on loopback, a free port each, the access log collected.
 import { hostname } from 'node:os';
+import { afterEach } from 'vitest';
 import type { AccessLogEntry } from '../../src/server/access-log.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/server.ts';
 import { testServerKeyPair } from '../../src/tls.ts';
@@ -25,4 +26,30 @@ export async function startTestServer(overrides: Partial<ServerOptions> & { useT
     ...rest,
   });
   return Object.assign(server, { address: `127.0.0.1:${server.port}`, log });
+}
+
+/**
+ * For a test file whose tests each start their own servers and clients: `server()` starts one, `keep()` notes a
+ * client; after each test the clients are closed and the servers stopped.
+ */
+export function perTest(): { server: typeof startTestServer; keep<C extends { close(): void }>(client: C): C } {
+  let servers: TestServer[] = [];
+  let clients: Array<{ close(): void }> = [];
+  afterEach(() => {
+    for (const c of clients) c.close();
+    for (const s of servers) s.forceShutdown();
+    servers = [];
+    clients = [];
+  });
+  return {
+    async server(options = {}) {
+      const s = await startTestServer(options);
+      servers.push(s);
+      return s;
+    },
+    keep(client) {
+      clients.push(client);
+      return client;
+    },
+  };
 }

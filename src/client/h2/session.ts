@@ -1,8 +1,9 @@
 // The client's HTTP/2 connection: the core's client role (src/h2/connection.ts) over a socket it is given
 // (node:net, or node:tls after an h2 handshake), so that a probe does not load node:http2 (which doubles
-// Node's start time). A request is HEADERS and a body that ends the stream; its answer comes back as header
-// blocks, DATA and an ending. What this adds to the core: waiting for the transport (and ALPN h2), a queue for
-// requests above the server's concurrency limit, and errors with codes that explain.ts words.
+// Node's start time). A request is HEADERS and a body that ends the stream, or (open()) a body written over
+// time until end(); its answer comes back as header blocks, DATA and an ending. What this adds to the core:
+// waiting for the transport (and ALPN h2), a queue for requests above the server's concurrency limit, and
+// errors with codes that explain.ts words.
 import type { Socket } from 'node:net';
 import { GoawayError, H2Connection, HeaderListTooLarge, NotHttp2Error, type H2Stream, type StreamReset } from '../../h2/connection.ts';
 import { ErrorCode, errorName, H2ProtocolError } from '../../h2/frames.ts';
@@ -34,11 +35,21 @@ export interface StreamHandlers {
   onData(chunk: Buffer): void;
   /** once, at the end, however it comes (also after cancel()) */
   onClose(ending: StreamEnding): void;
+  /** open(): the request DATA waiting for the server's window has gone out after write() returned false */
+  onDrain?(): void;
 }
 
 export interface ClientStream {
   /** resets the stream (RST_STREAM CANCEL); onClose follows at once */
   cancel(): void;
+}
+
+/** A request whose body is written over time (open()). */
+export interface RequestStream extends ClientStream {
+  /** More of the body; false: wait for onDrain before writing more. Nothing once the stream ended. */
+  write(data: Buffer): boolean;
+  /** Ends the request side (END_STREAM). */
+  end(): void;
 }
 
 export interface SessionEvents {
@@ -66,11 +77,16 @@ export class SessionError extends Error {
 
 interface Request {
   fields: HeaderList;
-  body: Buffer;
+  /** body written before the stream opened (it may wait in the queue) */
+  pending: Buffer[];
+  /** the body ends after `pending` */
+  ended: boolean;
   handlers: StreamHandlers;
   stream: H2Stream | undefined;
   done: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class H2Session {
   readonly #connection: H2Connection;
@@ -79,6 +95,7 @@ export class H2Session {
   readonly #queued: Request[] = [];
   #ready = false;
   #goingAway = false;
+  #lastActivity = performance.now();
 
   /** the :scheme of its requests */
   readonly scheme: 'http' | 'https';
@@ -137,13 +154,48 @@ export class H2Session {
 
   /** Sends a request: `fields` (pseudo-headers first) and `body`, which ends the stream. */
   request(fields: HeaderList, body: Buffer, handlers: StreamHandlers): ClientStream {
+    const request = this.#enqueue(fields, [body], true, handlers);
+    return { cancel: () => this.#cancel(request) };
+  }
+
+  /** Opens a request whose body the caller writes, then ends. */
+  open(fields: HeaderList, handlers: StreamHandlers): RequestStream {
+    const request = this.#enqueue(fields, [], false, handlers);
+    return {
+      cancel: () => this.#cancel(request),
+      write: (data) => {
+        if (request.done || request.ended) return true;
+        if (!request.stream) return request.pending.push(data) > 0;
+        return request.stream.write(data);
+      },
+      end: () => {
+        if (request.done || request.ended) return;
+        request.ended = true;
+        request.stream?.write(EMPTY, true);
+      },
+    };
+  }
+
+  /** Sends a PING; resolves with the round trip in ms (and counts as the server's activity), rejects if the connection ends first. */
+  async ping(): Promise<number> {
+    const ms = await this.#connection.ping();
+    this.#lastActivity = performance.now();
+    return ms;
+  }
+
+  /** How long since the server last sent anything on a stream, or acknowledged a PING. */
+  get idleMs(): number {
+    return performance.now() - this.#lastActivity;
+  }
+
+  #enqueue(fields: HeaderList, pending: Buffer[], ended: boolean, handlers: StreamHandlers): Request {
     if (this.#connection.closed) throw new SessionError('the connection was already closed', 'ERR_HTTP2_INVALID_SESSION');
     if (this.#goingAway || (this.#ready && !this.#connection.usable)) throw new SessionError('the server is going away (GOAWAY)', 'ERR_HTTP2_GOAWAY_SESSION');
-    const request: Request = { fields, body, handlers, stream: undefined, done: false };
+    const request: Request = { fields, pending, ended, handlers, stream: undefined, done: false };
     // streams open in the order of their ids: behind any already waiting
     this.#queued.push(request);
     this.#openQueued();
-    return { cancel: () => this.#cancel(request) };
+    return request;
   }
 
   /** Ends the connection now; open streams end with `error` (a probe does not wait for a graceful close). */
@@ -156,16 +208,28 @@ export class H2Session {
       const request = this.#queued.shift()!;
       const connection = this.#connection;
       const stream = connection.openStream(request.fields, {
-        onHeaders: (fields) => request.handlers.onHeaders(toHeaders(fields)),
+        onHeaders: (fields) => {
+          this.#lastActivity = performance.now();
+          request.handlers.onHeaders(toHeaders(fields));
+        },
         onData: (chunk) => {
+          this.#lastActivity = performance.now();
           stream.consumed(chunk.length);
           request.handlers.onData(chunk);
         },
-        onEnd: () => this.#end(request, { rstCode: ErrorCode.NO_ERROR, ended: true, connectionLost: false, sent: true }),
+        onEnd: () => {
+          // the server's answer is complete while the request is not: the request is over too (RFC 9113 §8.1)
+          if (!stream.closed) stream.write(EMPTY, true);
+          this.#end(request, { rstCode: ErrorCode.NO_ERROR, ended: true, connectionLost: false, sent: true });
+        },
         onReset: (reset) => this.#end(request, endingOf(reset, connection.written(stream))),
       });
       request.stream = stream;
-      stream.write(request.body, true);
+      stream.onDrain = () => request.handlers.onDrain?.();
+      const pending = request.pending;
+      request.pending = [];
+      pending.forEach((chunk, i) => stream.write(chunk, request.ended && i === pending.length - 1));
+      if (request.ended && pending.length === 0) stream.write(EMPTY, true);
     }
   }
 
