@@ -9,7 +9,7 @@
 // A protocol error never throws out of the socket's callbacks: a stream error resets that stream, a
 // connection error sends GOAWAY and closes.
 import type { Socket } from 'node:net';
-import { contentLength, requestMalformed, responseMalformed, trailersMalformed } from './fields.ts';
+import { contentLength, readRequest, responseMalformed, trailersMalformed } from './fields.ts';
 import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_SIZE,
@@ -783,20 +783,14 @@ export class H2Connection {
     }
     this.#memoryRefusals = 0;
     if (!fields) return this.#provoked(id, ErrorCode.ENHANCE_YOUR_CALM); // (RFC 9113 §10.5.1 would allow a 431; a gRPC client reads the code)
-    if (requestMalformed(fields)) return this.#provoked(id, PROTOCOL);
-    const declared = contentLength(fields);
-    if (Number.isNaN(declared) || (endStream && declared !== undefined && declared !== 0)) return this.#provoked(id, PROTOCOL);
-    // a repeated name joined with ", ", as node:http2 gives it to grpc-js
-    const headers: Record<string, string> = {};
-    let size = 0;
-    for (const [name, value] of fields) {
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-      size += name.length + value.length;
-    }
-    const stream = new H2Stream(this, id, fields, headers, this.#initialWindow, endStream);
+    const request = readRequest(fields);
+    if (typeof request === 'string') return this.#provoked(id, PROTOCOL);
+    const declared = request.contentLength;
+    if (endStream && declared !== undefined && declared !== 0) return this.#provoked(id, PROTOCOL);
+    const stream = new H2Stream(this, id, fields, request.headers, this.#initialWindow, endStream);
     stream.blocksReceived = 1;
     stream.declaredLength = declared;
-    this.charge(stream, size);
+    this.charge(stream, request.size);
     this.#memory += STREAM_OVERHEAD;
     this.#streams.set(id, stream);
     this.#events.onStream?.(stream);

@@ -13,7 +13,7 @@ import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { readFirstBytes } from './first-bytes.ts';
 import { GrpcJsConnection } from './forward.ts';
 import { serveHttp1 } from './http1.ts';
-import { H2Connection, type H2Stream } from '../h2/connection.ts';
+import { H2Connection, type H2Stream, type StreamHandler } from '../h2/connection.ts';
 import type { ServerLimits } from '../h2/limits.ts';
 import { refusal, type Refusal } from './refusals.ts';
 
@@ -106,8 +106,8 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       'server',
       {
         onStream: (stream) => {
-          const arrival: Arrival = { stream, endedOnHeaders: stream.remoteEnded, read: [] };
-          stream.handler = { onData: (chunk) => arrival.read.push(chunk), onEnd: () => {}, onReset: () => {} };
+          const arrival = new Arrival(stream);
+          stream.handler = arrival;
           arrivals.push(arrival);
         },
         onReceived: () => {
@@ -180,10 +180,21 @@ async function tlsListener(tls: FrontDoorTls, handshakeTimeoutMs: number, accept
 }
 
 /** A stream as the read that opened it left it: its DATA so far, and whether its HEADERS ended it (no message at all). */
-interface Arrival {
-  stream: H2Stream;
-  endedOnHeaders: boolean;
-  read: Buffer[];
+class Arrival implements StreamHandler {
+  readonly endedOnHeaders: boolean;
+  readonly read: Buffer[] = [];
+
+  constructor(readonly stream: H2Stream) {
+    this.endedOnHeaders = stream.remoteEnded;
+  }
+
+  onData(chunk: Buffer): void {
+    this.read.push(chunk);
+  }
+
+  onEnd(): void {}
+
+  onReset(): void {}
 }
 
 /** Sends a refusal at once; one with a body ends our side once the request has ended (it is still checked until then). */
