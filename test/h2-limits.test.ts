@@ -3,7 +3,8 @@
 // streams forwarded to grpc-js, and the header list size. The attacks at scale are in attacks.test.ts; this
 // file pins what each limit does at its edge, on one in-process server per case.
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { encodeFrame, encodeSettings, Flag, FrameType, Setting } from '../src/h2/frames.ts';
+import { encodeFrame, encodeRstStream, encodeSettings, ErrorCode, Flag, FrameType, Setting } from '../src/h2/frames.ts';
+import { encodeHeaders } from '../src/h2/hpack.ts';
 import { FLOOD_BUDGETS } from '../src/h2/limits.ts';
 import { HEALTH_CHECK_PATH, SAY_HELLO_PATH } from '../src/rpc-names.ts';
 import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
@@ -67,6 +68,23 @@ describe('flood budgets', () => {
     const s = await server({});
     const flood = await RawH2.open(s.port);
     flood.write(Buffer.concat(Array.from({ length: FLOOD_BUDGETS.settings.burst * 3 }, () => encodeSettings([[Setting.ENABLE_PUSH, 0]]))));
+    expect((await flood.goaway()).code).toBe('ENHANCE_YOUR_CALM');
+    await stillServes(s.port);
+  });
+});
+
+describe('rapid reset', () => {
+  it(`streams reset in the read that opened them: a call never started, and past ${FLOOD_BUDGETS.rapidResets.burst}, GOAWAY ENHANCE_YOUR_CALM`, async () => {
+    const s = await server({});
+    const few = await RawH2.open(s.port);
+    const pair = (id: number) => [encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, id, encodeHeaders(requestFields(s.port))), encodeRstStream(id, ErrorCode.CANCEL)];
+    few.write(Buffer.concat([1, 3, 5].flatMap(pair)));
+    await few.roundTrip();
+    expect(few.received.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+    expect(s.log).toHaveLength(0); // never started: nothing to log
+    const flood = await RawH2.open(s.port);
+    const ids = Array.from({ length: FLOOD_BUDGETS.rapidResets.burst * 2 }, (_, i) => 2 * i + 1);
+    flood.write(Buffer.concat(ids.flatMap(pair)));
     expect((await flood.goaway()).code).toBe('ENHANCE_YOUR_CALM');
     await stillServes(s.port);
   });

@@ -113,6 +113,8 @@ export class H2Stream {
   cost = STREAM_OVERHEAD;
   /** DATA handed to its owner and not yet consumed */
   held = 0;
+  /** the connection's read that opened it (a reset in that same read is HTTP/2 "rapid reset") */
+  openedInRead = 0;
 
   constructor(
     private readonly connection: H2Connection,
@@ -269,7 +271,10 @@ export class H2Connection {
     settings: bucket(FLOOD_BUDGETS.settings),
     streamErrors: bucket(FLOOD_BUDGETS.streamErrors),
     emptyFrames: bucket(FLOOD_BUDGETS.emptyFrames),
+    rapidResets: bucket(FLOOD_BUDGETS.rapidResets),
   };
+  /** reads from the socket so far */
+  #reads = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   /** performance.now() when the last stream closed (or the connection started) */
@@ -586,6 +591,7 @@ export class H2Connection {
   #receive(chunk: Buffer): void {
     if (this.#closed) return;
     this.#inReceive = true;
+    this.#reads++;
     try {
       if (this.#role === 'server' && this.#prefaceSeen < CLIENT_PREFACE.length) {
         chunk = this.#readPreface(chunk);
@@ -789,6 +795,7 @@ export class H2Connection {
     if (endStream && declared !== undefined && declared !== 0) return this.#provoked(id, PROTOCOL);
     const stream = new H2Stream(this, id, fields, request.headers, this.#initialWindow, endStream);
     stream.blocksReceived = 1;
+    stream.openedInRead = this.#reads;
     stream.declaredLength = declared;
     this.charge(stream, request.size);
     this.#memory += STREAM_OVERHEAD;
@@ -862,7 +869,13 @@ export class H2Connection {
     if (frame.payload.length !== 4) throw new H2ProtocolError('RST_STREAM length not 4', ErrorCode.FRAME_SIZE_ERROR);
     if (this.#idle(frame.streamId)) throw new H2ProtocolError(`RST_STREAM on stream ${frame.streamId}, which was never opened`);
     const stream = this.#streams.get(frame.streamId);
-    if (stream) this.#close(stream, { code: frame.payload.readUInt32BE(0), cause: 'peer' });
+    if (!stream) return;
+    // a stream reset in the very read that opened it never had a chance to be waited for: within its budget
+    // (a client's deadline cancels a call in a later read, and has no budget)
+    if (stream.openedInRead === this.#reads && this.#role === 'server' && !this.#budgets.rapidResets.take()) {
+      throw new H2ProtocolError('too many streams reset as they were opened (rapid reset)', ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    this.#close(stream, { code: frame.payload.readUInt32BE(0), cause: 'peer' });
   }
 
   #onGoaway(frame: Frame): void {

@@ -113,6 +113,11 @@ export const FLOOD_BUDGETS = {
   streamErrors: { burst: 1000, perSecond: 100 },
   /** DATA without a byte and without END_STREAM, HEADERS and CONTINUATION without a byte (CVE-2019-9518) */
   emptyFrames: { burst: 1000, perSecond: 100 },
+  /**
+   * Streams the client resets in the same read that opened them (HTTP/2 rapid reset, CVE-2023-44487): never
+   * waited for, so no deadline cancels them; a client's deadline cancels a call in a later read, unbudgeted.
+   */
+  rapidResets: { burst: 1000, perSecond: 100 },
 } as const;
 
 /** A stream's write() says "wait for onDrain" beyond this many bytes queued on it. */
