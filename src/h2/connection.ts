@@ -113,6 +113,8 @@ export class H2Stream {
   cost = STREAM_OVERHEAD;
   /** DATA handed to its owner and not yet consumed */
   held = 0;
+  /** a server's request: its header names and values, in characters (counted once in the connection's memory) */
+  headerSize = 0;
   /** the connection's read that opened it (a reset in that same read is HTTP/2 "rapid reset") */
   openedInRead = 0;
 
@@ -796,6 +798,7 @@ export class H2Connection {
     const stream = new H2Stream(this, id, fields, request.headers, this.#initialWindow, endStream);
     stream.blocksReceived = 1;
     stream.openedInRead = this.#reads;
+    stream.headerSize = request.size;
     stream.declaredLength = declared;
     this.charge(stream, request.size);
     this.#memory += STREAM_OVERHEAD;

@@ -88,8 +88,8 @@ export function readRequest(fields: HeaderList): Request | string {
   const length = headers['content-length'];
   let contentLength: number | undefined;
   if (length !== undefined) {
-    if (!/^\d{1,15}$/.test(length)) return `content-length ${JSON.stringify(length)}`;
-    contentLength = Number(length);
+    contentLength = decimalLength(length);
+    if (Number.isNaN(contentLength)) return `content-length ${JSON.stringify(length)}`;
   }
   return { headers, size, contentLength };
 }
@@ -124,12 +124,17 @@ export function trailersMalformed(fields: HeaderList): string | undefined {
   return undefined;
 }
 
+/** A content-length value as a number; NaN when it is not a decimal number. */
+function decimalLength(value: string): number {
+  return /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+}
+
 /** content-length as a number; NaN when present and not a decimal number; undefined when absent. */
 export function contentLength(fields: HeaderList): number | undefined {
   let length: number | undefined;
   for (const [name, value] of fields) {
     if (name !== 'content-length') continue;
-    const n = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+    const n = decimalLength(value);
     if (length !== undefined && length !== n) return Number.NaN;
     length = n;
   }

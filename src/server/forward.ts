@@ -64,9 +64,7 @@ export class GrpcJsConnection {
     this.#open++;
     upstream.once('close', () => this.#open--);
     // its headers too are held again by node:http2 and grpc-js (the connection counted them once already)
-    let headerBytes = 0;
-    for (const [name, value] of stream.fields) headerBytes += name.length + value.length;
-    stream.retain(headerBytes * (FORWARDED_COPIES - 1));
+    stream.retain(stream.headerSize * (FORWARDED_COPIES - 1));
     const passed = new PassThrough(stream, upstream, !this.requestStreamPaths.has(stream.headers[':path'] ?? ''));
     stream.handler = passed;
     for (const chunk of read) passed.onData(chunk);
