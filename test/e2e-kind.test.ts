@@ -47,8 +47,8 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
     ]);
     expect(PINNED.nodeImage).toMatch(/^kindest\/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
     expect(out).toContain(`# pinned: kind v${PINNED.kind}, node image ${PINNED.nodeImage}, Istio ${PINNED.istio}`);
-    // and the README's Versions table says the same
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    // and the Versions table (k8s/README.md) says the same
+    const readme = readFileSync(join(root, 'k8s/README.md'), 'utf8');
     const row = /^\| `npm run e2e:kind` \|.*$/m.exec(readme)?.[0] ?? '';
     for (const v of [`kind v${PINNED.kind}`, PINNED.nodeImage.split('@')[0]!, `Istio ${PINNED.istio}`]) expect(row).toContain(v);
   });

@@ -21,6 +21,7 @@ import {
   kustomize,
   readmeDockerClientCommands,
   readmeExecCommands,
+  readProjectDocs,
   readYamlFile,
   root,
   type ImageCommand,
@@ -280,7 +281,7 @@ describe('every command of the manifests and the README, run for real', () => {
   if (kubectl) for (const v of variants) rendered.set(v, kustomize(kubectl, v));
   const commands: ImageCommand[] = [];
   for (const [v, objects] of rendered) commands.push(...imageCommands(v, objects));
-  const readme = readmeExecCommands(readFileSync(join(root, 'README.md'), 'utf8'));
+  const readme = readmeExecCommands(readProjectDocs(root));
 
   it('finds them: the containers, both probes of each exec-probe variant, and the README examples', () => {
     if (kubectl) {
@@ -376,7 +377,7 @@ describe('every command of the manifests and the README, run for real', () => {
   });
 
   it('the README\'s `docker run --entrypoint /client` lines succeed (addresses -> loopback; the gateway\'s -> a TLS server with the same certificate)', async () => {
-    const docker = readmeDockerClientCommands(readFileSync(join(root, 'README.md'), 'utf8'));
+    const docker = readmeDockerClientCommands(readProjectDocs(root));
     // the Image section's plaintext call, and the Ingress gateway section's call through the gateway
     expect(docker.map((c) => c.argv.includes('$GATEWAY'))).toEqual([false, true]);
     const gatewayHosts = ['gateway', 'gateway-passthrough'].flatMap((d) => readYamlFile(join(k8sDir, d, 'gateway.yaml')).filter(isGateway).flatMap((g) => g.spec.servers.flatMap((s) => s.hosts)));

@@ -229,7 +229,13 @@ export function shellWords(line: string): string[] {
   return words;
 }
 
-/** Every `kubectl exec ... -- CMD ...` command line in the README's code blocks, as the CMD's argv. */
+/** The README and every document it links to (k8s/, e2e/, docs/), in that order: where users copy commands from. */
+export function readProjectDocs(root: string): string {
+  const docs = readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => join('docs', f));
+  return ['README.md', 'k8s/README.md', 'e2e/README.md', ...docs].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+}
+
+/** Every `kubectl exec ... -- CMD ...` command line in the docs' code blocks, as the CMD's argv. */
 export function readmeExecCommands(readme: string): ImageCommand[] {
   const commands: ImageCommand[] = [];
   const blocks = readme.match(/^```[^\n]*\n[\s\S]*?^```/gm) ?? [];

@@ -123,14 +123,15 @@ describe('the test PKI says it is test-only', () => {
     expect(new X509Certificate(readFileSync(certs(name))).subject).toMatch(/TEST ONLY/);
   });
 
-  it('README, certs/README.md and the image label say so, and README shows how to mount real certificates', () => {
+  it('README, certs/README.md and the image label say so, and the security doc shows how to mount real certificates', () => {
     const readme = readFileSync(`${root}README.md`, 'utf8');
     expect(readme).toMatch(/test-only|TEST-ONLY/);
     expect(readFileSync(certs('README.md'), 'utf8')).toMatch(/TEST-ONLY/);
     expect(readFileSync(`${root}Dockerfile`, 'utf8')).toMatch(/LABEL[\s\S]*TEST-ONLY/);
-    const security = /\n## Security\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+    const doc = readFileSync(`${root}docs/reliability-and-security.md`, 'utf8');
+    const security = /\n## Security\n([\s\S]*?)\n## /.exec(doc)?.[1] ?? '';
     for (const needle of ['secretName', '-cert_file', '-key_file', '-ca_file', '-server_host_override', '-client_ca_file']) {
-      expect(security, `README ## Security mentions ${needle}`).toContain(needle);
+      expect(security, `docs/reliability-and-security.md ## Security mentions ${needle}`).toContain(needle);
     }
   });
 });
