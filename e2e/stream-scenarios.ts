@@ -113,7 +113,7 @@ export interface StreamPrediction {
 export const STREAM_SLACK_MS = 3000;
 
 /** When the k-th reply (1-based) is sent, the stream's own schedule: SayHelloStream answers at once, then every interval. */
-const replyAtMs = (c: StreamCall, k: number) => (k - 1) * c.intervalS * 1000;
+const replyAtMs = (c: StreamCall, k: number) => Math.round((k - 1) * c.intervalS * 1000);
 
 export function predictStream(scenario: StreamScenario, call: StreamCall, vs: VirtualServiceModel | null): StreamPrediction {
   const where = `scenario ${scenario.name}, stream "${call.label}"`;
