@@ -40,7 +40,9 @@ export const ADMIN_SOCKET = 'admin.sock';
 //
 // The route-timeout task finds its work in HAProxy itself: backends named *_timeout_<ms>ms, and the admin
 // socket beside this file (ADMIN_SOCKET). A stream's clock starts when HAProxy first sees its request done
-// (req.st=MSG_DONE; a 50 ms scan), so a bidi stream is not cut while its client is still sending.
+// (req.st=MSG_DONE; a 50 ms scan), so a bidi stream is not cut while its client is still sending. Only a
+// stream whose answer has begun is cut: before that Envoy answers 504 (UNAVAILABLE), which `shutdown session`
+// cannot (it resets with REFUSED_STREAM, which a client retries); such a call is left to its own deadline.
 export const FAULT_LUA = `core.register_action("delay", {"http-req"}, function(txn, ms)
   core.msleep(tonumber(ms))
   txn:set_var("txn.delay_done", true)
@@ -63,11 +65,12 @@ local function sessions(text)
   for line in text:gmatch("[^\\n]+") do
     local ptr, id = line:match("^(0x%x+): %[[^%]]*%] id=(%d+)")
     if ptr then
-      current = { ptr = ptr, key = ptr .. "#" .. id, backend = nil, done = false }
+      current = { ptr = ptr, key = ptr .. "#" .. id, backend = nil, done = false, answering = false }
       list[#list + 1] = current
     elseif current then
       current.backend = current.backend or line:match("^  backend=([%w_]+) ")
       current.done = current.done or line:find("req%.st=MSG_DONE") ~= nil
+      current.answering = current.answering or (line:find(" rsp%.st=") ~= nil and line:find("rsp%.st=MSG_RPBEFORE") == nil)
     end
   end
   return list
@@ -88,7 +91,7 @@ core.register_task(function()
     local seen = {}
     for _, s in ipairs(sessions(admin("show sess all"))) do
       local limit = limits[s.backend or ""]
-      if limit and s.done then
+      if limit and s.done and s.answering then
         seen[s.key] = true
         since[s.key] = since[s.key] or t
         if t - since[s.key] >= limit then admin("shutdown session " .. s.ptr) end
