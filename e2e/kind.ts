@@ -14,7 +14,9 @@
 // until 3 consecutive calls show its effect (60 s cap), run the scenario's calls with `kubectl exec` into
 // the client pod (the client measures its own latency: kubectl's overhead does not count), check the
 // client sidecar's access log (DI / FI) and the server's, delete the VirtualService and see the baseline
-// return -> clean up (unless --keep).
+// return -> the stream scenarios a mesh can run (e2e/stream-scenarios.ts: a route timeout cutting a server
+// stream, a delay, a stream through an ingress gateway that terminates TLS, for which the plan adds the
+// ingress gateway to the install) -> clean up (unless --keep).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
