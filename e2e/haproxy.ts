@@ -13,26 +13,95 @@
 //   maps its local replies to gRPC calls (503 -> UNAVAILABLE, ...);
 // - `percentage.value` -> `rand(1000000) lt value*10000` (Envoy's per-million fraction), drawn
 //   independently for delay and abort; omitted = 0 % = never;
-// - a port named `tls` -> a `mode tcp` frontend: opaque bytes, the routes and faults do not apply.
+// - a port named `tls` -> a `mode tcp` frontend: opaque bytes, the routes and faults do not apply;
+// - a route `timeout` -> the route's own backend, named with its timeout; the Lua task below cuts (`shutdown
+//   session`, on HAProxy's admin socket) each of its streams that long after its request ended, as Envoy's
+//   route timeout starts when the whole request is in (docs/streams.md);
+// - a gateway that terminates TLS (`terminateTls`) -> `bind ... ssl alpn h2`, plaintext h2 to the server;
+// - `streamIdleTimeoutMs` (Envoy's stream_idle_timeout, which Istio sets to 0) -> the backend's `timeout server`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
 import { accepts, freePort } from '../test/helpers/ports.ts';
 export { freePort };
 
+/** The admin socket the route-timeout task uses, beside the Lua file. */
+export const ADMIN_SOCKET = 'admin.sock';
+
 /** The Lua half of the fault filter: a delay that yields instead of blocking HAProxy's thread. */
 // After the sleep it marks the call: when the client goes away during the sleep (deadline, exit), HAProxy
 // cuts the action short ("aborting Lua processing") and, for a closed connection, would still forward the
 // call at once; the missing mark lets the next rule drop it instead, as Envoy does.
+//
+// The route-timeout task finds its work in HAProxy itself: backends named *_timeout_<ms>ms, and the admin
+// socket beside this file (ADMIN_SOCKET). A stream's clock starts when HAProxy first sees its request done
+// (req.st=MSG_DONE; a 50 ms scan), so a bidi stream is not cut while its client is still sending. Only a
+// stream whose answer has begun is cut: before that Envoy answers 504 (UNAVAILABLE), which `shutdown session`
+// cannot (it resets with REFUSED_STREAM, which a client retries); such a call is left to its own deadline.
 export const FAULT_LUA = `core.register_action("delay", {"http-req"}, function(txn, ms)
   core.msleep(tonumber(ms))
   txn:set_var("txn.delay_done", true)
 end, 1)
+
+local function admin(command)
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local s = core.tcp()
+  s:settimeout(2)
+  if not s:connect("unix@" .. dir .. "/${ADMIN_SOCKET}") then return "" end
+  s:send(command .. "\\n")
+  local out = s:receive("*a") or ""
+  s:close()
+  return out
+end
+
+-- "show sess all": a block per stream, from its "0x<ptr>: [<accept date>] id=<n> ..." line to the next
+local function sessions(text)
+  local list, current = {}, nil
+  for line in text:gmatch("[^\\n]+") do
+    local ptr, id = line:match("^(0x%x+): %[[^%]]*%] id=(%d+)")
+    if ptr then
+      current = { ptr = ptr, key = ptr .. "#" .. id, backend = nil, done = false, answering = false }
+      list[#list + 1] = current
+    elseif current then
+      current.backend = current.backend or line:match("^  backend=([%w_]+) ")
+      current.done = current.done or line:find("req%.st=MSG_DONE") ~= nil
+      current.answering = current.answering or (line:find(" rsp%.st=") ~= nil and line:find("rsp%.st=MSG_RPBEFORE") == nil)
+    end
+  end
+  return list
+end
+
+core.register_task(function()
+  local limits = {}
+  for name in pairs(core.backends) do
+    local ms = name:match("_timeout_(%d+)ms$")
+    if ms then limits[name] = tonumber(ms) end
+  end
+  if next(limits) == nil then return end
+  local since = {}
+  while true do
+    core.msleep(50)
+    local now = core.now()
+    local t = now.sec * 1000 + now.usec / 1000
+    local seen = {}
+    for _, s in ipairs(sessions(admin("show sess all"))) do
+      local limit = limits[s.backend or ""]
+      if limit and s.done and s.answering then
+        seen[s.key] = true
+        since[s.key] = since[s.key] or t
+        if t - since[s.key] >= limit then admin("shutdown session " .. s.ptr) end
+      end
+    end
+    for key in pairs(since) do
+      if not seen[key] then since[key] = nil end
+    end
+  end
+end)
 `;
 
 export interface Endpoint {
@@ -48,7 +117,16 @@ export interface FrontendSpec {
   backend: Endpoint;
   /** the VirtualService in force; none = the baseline (the VirtualService deleted) */
   virtualService?: VirtualServiceModel;
+  /** an ingress gateway terminating TLS (ALPN h2) with this certificate; `grpc` only */
+  terminateTls?: { certFile: string; keyFile: string };
+  /** a stream with nothing from the server for this long is cut (Envoy's stream_idle_timeout); default 60 s */
+  streamIdleTimeoutMs?: number;
 }
+
+/** The backend a route with a `timeout` uses: the Lua task reads the timeout from its name. */
+export const timeoutBackend = (frontend: string, route: number, ms: number) => `${frontend}_route${route}_timeout_${Math.round(ms)}ms`;
+
+const hasRouteTimeout = (f: FrontendSpec) => f.protocol === 'grpc' && (f.virtualService?.routes.some((r) => r.timeoutMs !== undefined) ?? false);
 
 const PER_MILLION = 1_000_000;
 
@@ -93,7 +171,7 @@ function describeMatch(c: MatchCondition): string {
 
 const perMillion = (percent: number) => Math.round(percent * (PER_MILLION / 100));
 
-function renderFaultRules(vs: VirtualServiceModel): string[] {
+function renderFaultRules(name: string, vs: VirtualServiceModel): string[] {
   const lines: string[] = [`    # VirtualService ${vs.name} (${vs.file}), hosts ${vs.hosts.join(', ')}`];
   const unrouted = '!{ var(txn.route) -m found }';
   vs.routes.forEach((route, i) => {
@@ -141,12 +219,29 @@ function renderFaultRules(vs: VirtualServiceModel): string[] {
   });
   // a local reply to a gRPC call is a gRPC response: trailers-only, with gRPC's content type
   lines.push('    http-after-response set-header content-type application/grpc if { var(txn.grpc_local) -m bool }');
+  vs.routes.forEach((route, i) => {
+    if (route.timeoutMs === undefined) return;
+    lines.push(`    # route ${i}: timeout ${route.timeoutMs}ms after the request ended (response flag UT)`);
+    lines.push(`    use_backend ${timeoutBackend(name, i, route.timeoutMs)} if { var(txn.route) -m int ${i} }`);
+  });
   return lines;
 }
 
 export interface RenderOptions {
+  /** FAULT_LUA's file; the admin socket and the gateways' certificates (`<frontend>.pem`) go beside it */
   luaFile: string;
   frontends: FrontendSpec[];
+}
+
+/** The certificate and key of a gateway that terminates TLS, in one file as HAProxy's `crt` takes them. */
+export const pemFile = (luaFile: string, frontend: string) => join(dirname(luaFile), `${frontend}.pem`);
+
+function backendLines(name: string, f: FrontendSpec): string[] {
+  const out = ['', `backend ${name}`];
+  if (f.protocol === 'tls') return [...out, '    mode tcp', `    server s1 ${f.backend.host}:${f.backend.port}`];
+  if (f.streamIdleTimeoutMs !== undefined) out.push(`    timeout server ${Math.round(f.streamIdleTimeoutMs)}ms`);
+  // 'proto h2' is required: otherwise HAProxy speaks HTTP/1.1 to the gRPC server (-> 502)
+  return [...out, '    mode http', `    server s1 ${f.backend.host}:${f.backend.port} proto h2`];
 }
 
 /** The whole haproxy.cfg: one frontend per spec, each with its own backend. */
@@ -155,6 +250,7 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
     '# Rendered by e2e/haproxy.ts: HAProxy as the client-side Istio sidecar of the local e2e.',
     'global',
     `    lua-load ${quote(luaFile)}`,
+    ...(frontends.some(hasRouteTimeout) ? [`    stats socket ${quote(join(dirname(luaFile), ADMIN_SOCKET))} mode 600 level admin`] : []),
     // the percentage scenario sends 100 calls at once on one connection (HAProxy's default limit is 100)
     '    tune.h2.max-concurrent-streams 256',
     '    maxconn 4096',
@@ -174,18 +270,17 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
       out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
       if (f.virtualService) out.push(`    # (VirtualService ${f.virtualService.name} is in force, and has nothing to act on here)`);
     } else {
-      out.push('    mode http', `    bind ${f.listen.host}:${f.listen.port} proto h2`);
-      if (f.virtualService) out.push(...renderFaultRules(f.virtualService));
+      const bind = `    bind ${f.listen.host}:${f.listen.port}`;
+      if (f.terminateTls) out.push('    # an ingress gateway terminating TLS: h2 by ALPN, plaintext h2 to the server');
+      out.push('    mode http', f.terminateTls ? `${bind} ssl crt ${quote(pemFile(luaFile, f.name))} alpn h2` : `${bind} proto h2`);
+      if (f.virtualService) out.push(...renderFaultRules(f.name, f.virtualService));
       else out.push('    # baseline: no VirtualService');
     }
     out.push(`    default_backend ${f.name}_backend`);
-    out.push('', `backend ${f.name}_backend`);
-    if (f.protocol === 'tls') {
-      out.push('    mode tcp', `    server s1 ${f.backend.host}:${f.backend.port}`);
-    } else {
-      // 'proto h2' is required: otherwise HAProxy speaks HTTP/1.1 to the gRPC server (-> 502)
-      out.push('    mode http', `    server s1 ${f.backend.host}:${f.backend.port} proto h2`);
-    }
+    out.push(...backendLines(`${f.name}_backend`, f));
+    f.virtualService?.routes.forEach((r, i) => {
+      if (r.timeoutMs !== undefined && hasRouteTimeout(f)) out.push(...backendLines(timeoutBackend(f.name, i, r.timeoutMs), f));
+    });
   }
   return `${out.join('\n')}\n`;
 }
@@ -219,6 +314,9 @@ export async function startHaproxy(options: Omit<RenderOptions, 'luaFile'> & { b
   const luaFile = join(dir, 'fault.lua');
   const config = renderHaproxyConfig({ ...options, luaFile });
   await writeFile(luaFile, FAULT_LUA);
+  for (const f of options.frontends) {
+    if (f.terminateTls) await writeFile(pemFile(luaFile, f.name), (await Promise.all([f.terminateTls.certFile, f.terminateTls.keyFile].map((p) => readFile(p, 'utf8')))).join('\n'));
+  }
   await writeFile(join(dir, 'haproxy.cfg'), config);
   const child = spawn(binary, ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -3,7 +3,7 @@
 // client (dist/client.cjs) runs each call as a user would in a pod, with -json (and -expect_* where the
 // table says so); the server's access log (stdout, one JSON line per RPC) says what reached it.
 import { runClient, spawnServer, type RunResult, type SpawnedServer } from '../test/helpers/spawn.ts';
-import { freePort, HaproxyBindError, startHaproxy, type FrontendSpec, type RunningHaproxy } from './haproxy.ts';
+import { freePort, HaproxyBindError, startHaproxy, type Endpoint, type FrontendSpec, type RunningHaproxy } from './haproxy.ts';
 import {
   baselineCall,
   checkCall,
@@ -38,12 +38,12 @@ export interface ScenarioReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function logEntries(server: SpawnedServer): ServerLogEntry[] {
+export function logEntries<T = ServerLogEntry>(server: SpawnedServer): T[] {
   return server
     .stdout()
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as ServerLogEntry);
+    .map((l) => JSON.parse(l) as T);
 }
 
 interface Stack {
@@ -59,20 +59,32 @@ process.on('exit', () => {
   for (const s of servers) s.child.kill('SIGKILL');
 });
 
-async function startServer(args: string[]): Promise<SpawnedServer> {
+export async function startServer(args: string[]): Promise<SpawnedServer> {
   const server = await spawnServer(args);
   servers.add(server);
   void server.exited.then(() => servers.delete(server));
   return server;
 }
 
+/** HAProxy with the frontends `make` lays out on free loopback ports, made again if a port was taken meanwhile. */
+export async function startHaproxyOnFreePorts(make: (local: () => Promise<Endpoint>) => FrontendSpec[] | Promise<FrontendSpec[]>): Promise<{ haproxy: RunningHaproxy; frontends: FrontendSpec[] }> {
+  const local = async () => ({ host: '127.0.0.1', port: await freePort() });
+  for (let attempt = 1; ; attempt++) {
+    const frontends = await make(local);
+    try {
+      return { haproxy: await startHaproxy({ frontends }), frontends };
+    } catch (err) {
+      if (!(err instanceof HaproxyBindError && attempt < 3)) throw err;
+    }
+  }
+}
+
 async function startStack(ports: Set<Port>, vs: VirtualServiceModel, stack: Stack): Promise<void> {
   if (ports.has('grpc')) stack.servers.grpc = await startServer([]);
   if (ports.has('tls')) stack.servers.tls = await startServer(['-tls']);
-  for (let attempt = 1; ; attempt++) {
+  const backend = (port: Port) => ({ host: '127.0.0.1', port: stack.servers[port]!.port });
+  const { haproxy, frontends } = await startHaproxyOnFreePorts(async (local) => {
     const frontends: FrontendSpec[] = [];
-    const local = async () => ({ host: '127.0.0.1', port: await freePort() });
-    const backend = (port: Port) => ({ host: '127.0.0.1', port: stack.servers[port]!.port });
     if (stack.servers.grpc) {
       frontends.push({ name: 'baseline', listen: await local(), protocol: 'grpc', backend: backend('grpc') });
       frontends.push({ name: 'fault', listen: await local(), protocol: 'grpc', backend: backend('grpc'), virtualService: vs });
@@ -81,19 +93,14 @@ async function startStack(ports: Set<Port>, vs: VirtualServiceModel, stack: Stac
       // a port named tls: the baseline and the fault frontends are the same opaque TCP passthrough
       frontends.push({ name: 'tls', listen: await local(), protocol: 'tls', backend: backend('tls'), virtualService: vs });
     }
-    try {
-      stack.haproxy = await startHaproxy({ frontends });
-    } catch (err) {
-      if (err instanceof HaproxyBindError && attempt < 3) continue; // a free port was taken meanwhile
-      throw err;
-    }
-    for (const f of frontends) {
-      const where = `${f.listen.host}:${f.listen.port}`;
-      if (f.name === 'baseline') stack.address.baseline.grpc = where;
-      if (f.name === 'fault') stack.address.fault.grpc = where;
-      if (f.name === 'tls') stack.address.baseline.tls = stack.address.fault.tls = where;
-    }
-    return;
+    return frontends;
+  });
+  stack.haproxy = haproxy;
+  for (const f of frontends) {
+    const where = `${f.listen.host}:${f.listen.port}`;
+    if (f.name === 'baseline') stack.address.baseline.grpc = where;
+    if (f.name === 'fault') stack.address.fault.grpc = where;
+    if (f.name === 'tls') stack.address.baseline.tls = stack.address.fault.tls = where;
   }
 }
 

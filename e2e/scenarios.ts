@@ -263,6 +263,8 @@ export function predict(scenario: Scenario, call: Call, vs: VirtualServiceModel 
       prediction = { ...base, route: '(none: NR)', code: 12, latency: undelayed, server: 'nothing', flag: 'NR' };
     } else {
       const route = vs.routes[index]!;
+      // a route timeout is for the stream scenarios (stream-scenarios.ts); a unary call's prediction ignores it
+      if (route.timeoutMs !== undefined) throw new ScenarioError(`${where}: a route timeout is predicted for streams only (e2e/stream-scenarios.ts)`);
       const { delay, abort } = route.fault;
       const delayMs = delay && delay.percent > 0 ? delay.ms : 0;
       if (delay && delay.percent > 0 && delay.percent < 100) {

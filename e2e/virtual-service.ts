@@ -3,9 +3,11 @@
 // each with its own percentage), or answer "no route" when nothing matches. The local e2e renders this
 // model as an HAProxy configuration (haproxy.ts); the kind e2e applies the same file to a real mesh.
 //
-// Anything else in a VirtualService changes what the sidecar does in ways the local proxy would not show
-// (retries, timeouts, rewrites, mirrors, subsets, TCP/TLS routes, ...), so it is rejected with an error
-// that names the field, rather than silently ignored: a local pass must mean what a mesh pass means.
+// A route's `timeout` (Envoy's route timeout and max_grpc_timeout, docs/streams.md) is read too: the local
+// proxy cuts a call at it (haproxy.ts). Anything else in a VirtualService changes what the sidecar does in
+// ways the local proxy would not show (retries, rewrites, mirrors, subsets, TCP/TLS routes, ...), so it is
+// rejected with an error that names the field, rather than silently ignored: a local pass must mean what a
+// mesh pass means.
 import { parseAllDocuments } from 'yaml';
 import { STATUS_NAMES, type StatusName } from '../src/status.ts';
 
@@ -40,6 +42,8 @@ export interface HttpRoute {
   /** null: matches every call (a catch-all route); otherwise any one entry matching selects this route */
   match: MatchCondition[] | null;
   fault: Fault;
+  /** `timeout`: the call is cut this long after its request ended (absent: the client's own deadline alone) */
+  timeoutMs?: number;
 }
 
 export interface VirtualServiceModel {
@@ -248,12 +252,20 @@ class Reader {
     return fault;
   }
 
+  /** Istio's `timeout: 0s` disables the route timeout: not rendered, so refused rather than read as "cut at once". */
+  timeout(v: unknown, path: string): number {
+    const text = this.string(v, path);
+    const ms = parseDurationMs(text);
+    if (ms === undefined) this.fail(path, `${JSON.stringify(text)} is not a duration such as 2s or 500ms`);
+    if (ms < 1) this.fail(path, 'a timeout under 1ms (0s disables it in Istio) is not rendered locally: leave it out');
+    return ms;
+  }
+
   route(v: unknown, path: string): HttpRoute {
     const r = this.object(v, path);
     const notLocal = 'changes what the sidecar does to a call in a way the local proxy does not render';
-    this.keys(r, path, ['name', 'match', 'route', 'fault'], {
+    this.keys(r, path, ['name', 'match', 'route', 'fault', 'timeout'], {
       retries: `retries ${notLocal}`,
-      timeout: `a route timeout ${notLocal}`,
       rewrite: `rewrite ${notLocal}`,
       redirect: 'redirects do not apply to gRPC calls',
       directResponse: `directResponse ${notLocal}`,
@@ -290,7 +302,8 @@ class Reader {
       // an entry with no condition matches everything, and so does the whole list
       match = conditions.length === 0 || conditions.some((c) => !c.uri && !c.method && c.headers.length === 0) ? null : conditions;
     }
-    return { name, match, fault: r.fault === undefined ? {} : this.fault(r.fault, `${path}.fault`) };
+    const fault = r.fault === undefined ? {} : this.fault(r.fault, `${path}.fault`);
+    return { name, match, fault, ...(r.timeout !== undefined ? { timeoutMs: this.timeout(r.timeout, `${path}.timeout`) } : {}) };
   }
 
   virtualService(doc: unknown): VirtualServiceModel {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kindE2e as runPlan, NAMESPACE, parseKindArgs, PINNED, SERVERS, shellQuote, versionProblems, virtualServiceForTls, type Result } from '../e2e/kind.ts';
 import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenarios, predict, scenarios, selectRoute, type Port } from '../e2e/scenarios.ts';
+import { meshStreamScenarios, planStreamScenarios, streamClientArgs } from '../e2e/stream-scenarios.ts';
 import { readVirtualService, type VirtualServiceModel } from '../e2e/virtual-service.ts';
 import { statusName } from '../src/status.ts';
 import { root } from './helpers/spawn.ts';
@@ -149,6 +150,52 @@ describe('npm run e2e:kind -- --dry-run: the plan', () => {
     }
   });
 
+  it('runs the stream scenarios a mesh can: the route timeout, the delay, and a stream through the ingress gateway that terminates TLS', () => {
+    const plans = planStreamScenarios(meshStreamScenarios());
+    expect(plans.map((p) => p.scenario.name)).toEqual(['stream-gateway-tls', 'stream-timeout', 'stream-delay']);
+    // the minimal profile has no ingress gateway: the plan installs one, and waits for it
+    const istio = commands.find((c) => c.startsWith('$ istioctl install'))!;
+    expect(istio).toContain("--set 'components.ingressGateways[0].name=istio-ingressgateway' --set 'components.ingressGateways[0].enabled=true'");
+    expect(find(lines, `${ctx} -n istio-system rollout status deployment/istio-ingressgateway --timeout=300s`)).toBeGreaterThan(find(lines, '$ istioctl install'));
+    for (const { scenario, vs, predictions } of plans) {
+      const start = find(lines, `# scenario ${scenario.name}: ${scenario.summary}`);
+      expect(start, scenario.name).toBeGreaterThan(0);
+      const next = find(lines, '# scenario ', start + 1);
+      const section = lines.slice(start, next < 0 ? lines.length : next);
+      const exec = (i: number) =>
+        `$ ${ns} exec deploy/grpc-client-deployment -c client -- /client -server_addr ${scenario.via === 'gateway' ? 'istio-ingressgateway.istio-system:443' : 'grpc-helloworld-service:10000'} ${shellQuote(streamClientArgs(scenario, predictions[i]!.call))}`;
+      const apply =
+        scenario.via === 'gateway'
+          ? [`$ ${ctx} -n istio-system apply -k k8s/gateway-secret`, `$ ${ns} apply -k k8s/gateway`]
+          : [`$ ${ns} apply -f k8s/istio/${scenario.virtualService}`];
+      const remove =
+        scenario.via === 'gateway'
+          ? [`$ ${ns} delete -k k8s/gateway --ignore-not-found`, `$ ${ctx} -n istio-system delete -k k8s/gateway-secret --ignore-not-found`]
+          : [`$ ${ns} delete virtualservice ${vs!.name} --ignore-not-found`];
+      const at = section.indexOf(apply.at(-1)!);
+      expect(section.indexOf(apply[0]!), scenario.name).toBeGreaterThan(0);
+      expect(section.slice(at - apply.length + 1, at + 1)).toEqual(apply);
+      expect(section[at + 1]).toMatch(/^# poll until 3 consecutive runs show .* \(60 s cap\)/);
+      expect(section[at + 2]).toBe(exec(0));
+      let i = at + 3;
+      predictions.forEach((p, k) => {
+        i = section.indexOf(exec(k), i);
+        expect(i, `${scenario.name}: ${p.call.label}`).toBeGreaterThan(0);
+        const logs = section.slice(i + 1, i + 3).filter((l) => l.includes(' logs '));
+        // through the gateway the client's sidecar only passes TLS bytes on: the server's log says where it came from
+        expect(logs.some((l) => l.includes('-c istio-proxy'))).toBe(scenario.via === 'sidecar');
+        expect(logs.some((l) => l.includes('logs -l app=grpc-helloworld -c helloworld'))).toBe(true);
+      });
+      const del = section.indexOf(remove[0]!);
+      expect(del).toBeGreaterThan(i);
+      expect(section.slice(del, del + remove.length)).toEqual(remove);
+      expect(section.findIndex((l, j) => j > del && l.includes('-timeout 10 -count 3 -json -expect_code OK'))).toBeGreaterThan(del);
+    }
+    // the route timeout's stream: long enough to be cut, a client deadline long enough not to decide it
+    expect(out).toContain('/client -server_addr grpc-helloworld-service:10000 -stream server -messages 100 -stream_interval 0.1 -timeout 30 -json stream');
+    expect(out).toContain('route timeout-2s: INTERNAL (exit 77) after 5..25 of 100 messages, in 2000..5000 ms, cut by the route timeout, sidecar flag UT');
+  });
+
   it('uses the client assertions: one command per scenario call, as in a pod', () => {
     expect(out).toContain('/client -server_addr grpc-helloworld-service:10000 -timeout 1 -json -expect_code DEADLINE_EXCEEDED');
     expect(out).toContain('-timeout 10 -json -expect_code UNAVAILABLE');
@@ -169,6 +216,15 @@ describe('npm run e2e:kind: arguments and tools', () => {
     expect(out).toContain('# --keep: leaving the cluster as it is');
   });
 
+  it('--only a stream scenario without the gateway: no ingress gateway installed, no TLS server', () => {
+    const { code, out } = kindE2e(['--dry-run', '--only', 'stream-delay']);
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/^# scenarios: stream-delay$/m);
+    expect(out).not.toContain('ingressGateways');
+    expect(out).not.toContain('k8s/tls');
+    expect(out).toContain(`kubectl --context kind-grpc-helloworld-e2e -n ${NAMESPACE} apply -f k8s/istio/delay.yaml`);
+  });
+
   it('--only and --cluster narrow the plan', () => {
     const { code, out } = kindE2e(['--dry-run', '--only', 'abort', '--cluster=other']);
     expect(code, out).toBe(0);
@@ -181,7 +237,7 @@ describe('npm run e2e:kind: arguments and tools', () => {
 
   it.each([
     [['--bogus'], /unknown argument "--bogus"/],
-    [['--only', 'nope'], /--only: unknown scenario nope \(known: delay, delay-deadline, abort, header-delay, percent-delay, tls-passthrough\)/],
+    [['--only', 'nope'], /--only: unknown scenario nope \(known: delay, delay-deadline, abort, header-delay, percent-delay, tls-passthrough, stream-gateway-tls, stream-timeout, stream-delay\)/],
     [['--cluster'], /--cluster needs a value/],
     [['--cluster', 'Bad_Name'], /a kind cluster name is lower-case/],
   ])('%j is a usage error (exit 2)', (args, message) => {
@@ -220,6 +276,8 @@ describe('npm run e2e:kind: arguments and tools', () => {
 // the verdicts and the clean-up; not Istio, which only the real run can.
 
 interface MeshFlaws {
+  /** a VirtualService's route timeout does not cut a stream */
+  ignoresRouteTimeout?: boolean;
   /** VirtualServices never take effect */
   ignoresVirtualServices?: boolean;
   /** a call whose client gave up during the delay is forwarded anyway, and answered OK */
@@ -246,6 +304,8 @@ class SimulatedCluster {
   private envoy: Record<string, unknown>[] = [];
   private server = new Map<Port, Record<string, unknown>[]>();
   private flaws: MeshFlaws;
+  /** k8s/gateway applied: the ingress gateway routes the stream to the plaintext Service */
+  private gateway = false;
   constructor(flaws: MeshFlaws = {}) {
     this.flaws = flaws;
   }
@@ -272,6 +332,7 @@ class SimulatedCluster {
     if (verb === 'get') return ok(rest[1] === 'pods' ? 'helloworld istio-proxy' : '');
     if (verb === 'apply' && rest[1] === '-f' && rest[2] === '-') set('tls', readVirtualService(input!, 'stdin', { service: SERVERS.tls.service, servicePort: 10000 }));
     else if (verb === 'apply' && rest[1] === '-f') set('grpc', loadVirtualService(rest[2]!.replace('k8s/istio/', '')));
+    if (rest[1] === '-k' && rest[2] === 'k8s/gateway') this.gateway = verb === 'apply';
     if (verb === 'delete' && rest[1] === 'virtualservice') this.pending.set(rest[2]!.endsWith('-tls') ? 'tls' : 'grpc', { vs: null, execsLeft: 2 });
     if (verb === 'logs') {
       const since = rest.find((a) => a.startsWith('--since-time='))!.slice('--since-time='.length);
@@ -288,6 +349,37 @@ class SimulatedCluster {
     this.server.set(port, [...(this.server.get(port) ?? []), entry]);
   }
 
+  /**
+   * /client -stream ... through the client's sidecar or the ingress gateway, as Envoy does it (docs/streams.md):
+   * the route timeout cuts a server stream once its request is in (RST_STREAM: INTERNAL at the client), a delay
+   * holds the stream's start; the mesh's VirtualService does not act on calls through the gateway.
+   */
+  private stream(value: (flag: string) => string | undefined): Result {
+    const addr = value('-server_addr')!;
+    const viaGateway = addr.startsWith('istio-ingressgateway.');
+    const kind = value('-stream')!;
+    const [n, interval] = [Number(value('-messages')), Number(value('-stream_interval')) * 1000];
+    const method = kind === 'server' ? '/helloworld.GreeterStream/SayHelloStream' : '/helloworld.GreeterStream/SayHelloBidi';
+    const start = this.t;
+    let [ms, received, code, delay, flag] = [5, 0, 14, 0, '-'];
+    if (!viaGateway || this.gateway) {
+      const route = viaGateway ? undefined : this.inForce.get('grpc')?.routes.find((r) => r.match === null);
+      delay = route?.fault.delay?.percent === 100 ? route.fault.delay.ms : 0;
+      const last = (n - 1) * interval;
+      const timeout = this.flaws.ignoresRouteTimeout ? undefined : route?.timeoutMs;
+      const cut = timeout !== undefined && kind === 'server' && last > timeout;
+      [ms, received, code] = cut ? [delay + timeout + 5, Math.floor(timeout / interval) + 1, 13] : [delay + last + 5, n, 0];
+      flag = this.flaws.noFlags ? '-' : cut ? 'UT' : delay > 0 ? 'DI' : '-';
+      const authority = viaGateway ? 'grpc-helloworld.test.youtube.com' : addr;
+      this.serverLog('grpc', { time: this.iso(start + delay), method, peer: '127.0.0.6:40002', authority, status: cut ? 'CANCELLED' : 'OK', code: cut ? 1 : 0, messages_sent: received });
+    }
+    this.envoy.push({ start_time: this.iso(start + 1), path: viaGateway ? null : method, response_flags: flag, upstream_cluster: `outbound|10000||${SERVERS.grpc.service}` });
+    const messages = Array.from({ length: received }, (_, i) => ({ index: i + 1, message: `Hello stream ${i + 1}`, hostname: 'pod-a', ms_since_start: delay + i * interval + 2 }));
+    this.t += ms + 300;
+    const stream = { start: this.iso(start), latency_ms: ms, code, status: statusName(code), messages };
+    return { code: code === 0 ? 0 : 64 + code, stdout: JSON.stringify({ requests: [stream] }), stderr: '' };
+  }
+
   /** /client ARGS through the client's sidecar */
   private client(args: string[]): Result {
     for (const [port, p] of this.pending) {
@@ -300,6 +392,7 @@ class SimulatedCluster {
       const i = args.lastIndexOf(flag);
       return i < 0 ? undefined : args[i + 1];
     };
+    if (args.includes('-stream')) return this.stream(value);
     const ms = (d: string | undefined) => (d === undefined ? undefined : Number(d.replace(/ms$/, '')));
     const addr = value('-server_addr')!;
     const port = portOf((s) => addr === `${s.service}:10000`);
@@ -354,19 +447,20 @@ class SimulatedCluster {
 }
 
 describe('npm run e2e:kind, for real against a simulated cluster', () => {
-  async function run(args: string[], cluster: SimulatedCluster) {
+  // the real cap is 60 s; 20 s keeps the failing polls short (a 10 s stream needs the whole minute: the push takes 3 calls)
+  async function run(args: string[], cluster: SimulatedCluster, pollCapMs = 20_000) {
     const lines: string[] = [];
-    const code = await runPlan(parseKindArgs(args), (l) => lines.push(l), { exec: cluster.exec, sleep: cluster.sleep, now: cluster.now, pollCapMs: 20_000 });
+    const code = await runPlan(parseKindArgs(args), (l) => lines.push(l), { exec: cluster.exec, sleep: cluster.sleep, now: cluster.now, pollCapMs });
     return { code, out: lines.join('\n') };
   }
   const execs = (c: SimulatedCluster) => c.commands.filter((a) => a.includes('exec'));
 
   it('passes every scenario on a mesh that behaves, polling through the config push, and cleans up', async () => {
     const cluster = new SimulatedCluster();
-    const { code, out } = await run([], cluster);
+    const { code, out } = await run([], cluster, 60_000);
     expect(code, out).toBe(0);
-    expect(out).toContain('# all 6 scenarios passed');
-    for (const s of scenarios) expect(out).toContain(`# scenario ${s.name}: passed`);
+    expect(out).toContain('# all 9 scenarios passed');
+    for (const s of [...scenarios, ...meshStreamScenarios()]) expect(out).toContain(`# scenario ${s.name}: passed`);
     // every scenario: 3 clean baselines, >= 3 polls, its calls, 3 baselines back (and more while the push lands)
     expect(execs(cluster).length).toBeGreaterThan(scenarios.length * 9);
     expect(cluster.commands.at(-1)).toEqual(['kind', 'delete', 'cluster', '--name', 'grpc-helloworld-e2e']);
@@ -401,6 +495,19 @@ describe('npm run e2e:kind, for real against a simulated cluster', () => {
     const { code, out } = await run(['--only', 'delay-deadline'], new SimulatedCluster({ forwardsAbandonedCalls: true }));
     expect(code).toBe(1);
     expect(out).toMatch(/delay-deadline: deadline first, -timeout 1 \(exit code\): server answered OK a call its client had given up on/);
+  });
+
+  it('fails, naming the wait, when the route timeout does not cut the stream, and still cleans up', async () => {
+    const { code, out } = await run(['--only', 'stream-timeout'], new SimulatedCluster({ ignoresRouteTimeout: true }), 60_000);
+    expect(code).toBe(1);
+    expect(out).toMatch(/stream-timeout: VirtualService grpc-helloworld-virtual-service \(stream-timeout\.yaml\) in force: not 3 consecutive runs within 60 s; last run: server stream of 100, 0\.1 s apart: exit 0, want 77/);
+    expect(out).toContain('$ kind delete cluster --name grpc-helloworld-e2e');
+  });
+
+  it('catches a stream the sidecar did not flag as delayed (DI)', async () => {
+    const { code, out } = await run(['--only', 'stream-delay'], new SimulatedCluster({ noFlags: true }));
+    expect(code).toBe(1);
+    expect(out).toMatch(/stream-delay: server stream of 5, 0\.1 s apart: client sidecar access log: flags -, want DI/);
   });
 
   it('catches a sidecar access log without DI / FI', async () => {

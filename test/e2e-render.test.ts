@@ -58,9 +58,38 @@ describe('reading a VirtualService', () => {
     expect(load('delay.yaml').routes[0]!.fault).toEqual({ delay: { ms: 3000, percent: 100 } });
     expect(load('abort.yaml').routes[0]!.fault).toEqual({ abort: { grpcStatus: 14, percent: 100, from: 'grpcStatus UNAVAILABLE' } });
     expect(load('percent-delay.yaml').routes[0]!.fault.delay?.percent).toBe(50);
+    expect(load('stream-timeout.yaml').routes[0]).toMatchObject({ name: 'timeout-2s', match: null, fault: {}, timeoutMs: 2000 });
     const header = load('header-delay.yaml');
     expect(header.hasCatchAll).toBe(true);
     expect(header.routes[0]!.match).toEqual([{ ignoreUriCase: false, headers: [{ name: 'end-user', match: { kind: 'exact', value: 'jason' }, negate: false }] }]);
+  });
+
+  it('renders a route timeout as the route\'s own backend, named with it, and the admin socket the Lua task cuts streams with', () => {
+    const m = read(vs(`  http:\n    - name: slow\n      match: [{headers: {x-slow: {}}}]\n      timeout: 1.5s\n${route}\n    - name: rest\n${route}`));
+    expect(m.routes.map((r) => r.timeoutMs)).toEqual([1500, undefined]);
+    const cfg = renderHaproxyConfig({
+      luaFile: '/tmp/x/fault.lua',
+      frontends: [{ name: 'fault', listen: { host: '127.0.0.1', port: 1 }, protocol: 'grpc', backend: { host: '127.0.0.1', port: 2 }, virtualService: m }],
+    });
+    expect(cfg).toContain("stats socket '/tmp/x/admin.sock' mode 600 level admin");
+    expect(cfg).toContain('use_backend fault_route0_timeout_1500ms if { var(txn.route) -m int 0 }');
+    expect(cfg).toMatch(/\nbackend fault_route0_timeout_1500ms\n    mode http\n    server s1 127\.0\.0\.1:2 proto h2\n/);
+    expect(cfg).not.toContain('route1_timeout');
+    // without a route timeout: no admin socket at all
+    expect(renderHaproxyConfig({ luaFile: '/tmp/x/fault.lua', frontends: [{ name: 'b', listen: { host: '127.0.0.1', port: 1 }, protocol: 'grpc', backend: { host: '127.0.0.1', port: 2 } }] })).not.toContain('stats socket');
+  });
+
+  it('renders an ingress gateway that terminates TLS (ALPN h2), and a stream idle timeout as the backend\'s `timeout server`', () => {
+    const cfg = renderHaproxyConfig({
+      luaFile: '/tmp/x/fault.lua',
+      frontends: [
+        { name: 'gw', listen: { host: '127.0.0.1', port: 1 }, protocol: 'grpc', backend: { host: '127.0.0.1', port: 2 }, terminateTls: { certFile: 'c', keyFile: 'k' } },
+        { name: 'idle', listen: { host: '127.0.0.1', port: 3 }, protocol: 'grpc', backend: { host: '127.0.0.1', port: 2 }, streamIdleTimeoutMs: 1000 },
+      ],
+    });
+    expect(cfg).toContain("bind 127.0.0.1:1 ssl crt '/tmp/x/gw.pem' alpn h2");
+    expect(cfg).toMatch(/backend gw_backend\n    mode http\n    server s1 127\.0\.0\.1:2 proto h2/);
+    expect(cfg).toMatch(/backend idle_backend\n    timeout server 1000ms\n/);
   });
 
   it('takes an omitted percentage as 0 %, as Istio does', () => {
@@ -83,7 +112,8 @@ describe('reading a VirtualService', () => {
     ['a typo', `  http:\n    - fault: {delay: {fixedDelay: 3s, percent: 50}}\n${route}`, /percent: the deprecated integer `percent`/],
     ['an unknown field', `  http:\n    - fault: {delay: {fixedDelay: 3s, percentage: {valu: 5}}}\n${route}`, /percentage\.valu: unknown field/],
     ['retries', `  http:\n    - retries: {attempts: 3}\n${route}`, /spec\.http\[0\]\.retries: retries changes what the sidecar does/],
-    ['a route timeout', `  http:\n    - timeout: 1s\n${route}`, /timeout: a route timeout/],
+    ['a route timeout of 0s (Istio: no timeout)', `  http:\n    - timeout: 0s\n${route}`, /timeout: a timeout under 1ms \(0s disables it in Istio\)/],
+    ['a route timeout without a unit', `  http:\n    - timeout: "2"\n${route}`, /timeout: "2" is not a duration/],
     ['a subset', `  http:\n    - route: [{destination: {host: grpc-helloworld-service, subset: v1}}]`, /subset: subsets need a DestinationRule/],
     ['another destination', `  http:\n    - route: [{destination: {host: other}}]`, /other is not grpc-helloworld-service/],
     ['a TCP route', `  tcp:\n    - route: [{destination: {host: grpc-helloworld-service}}]`, /spec\.tcp: TCP routes are not rendered/],

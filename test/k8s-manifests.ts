@@ -122,6 +122,7 @@ export interface HttpRoute {
     abort?: { percentage?: { value?: number }; grpcStatus?: string; httpStatus?: number };
   };
   route?: Array<{ destination: { host: string; port?: { number: number } }; weight?: number }>;
+  timeout?: string;
 }
 export interface VirtualService extends KubeObject {
   kind: 'VirtualService';

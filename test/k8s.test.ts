@@ -279,6 +279,7 @@ function virtualServiceProblems(vs: VirtualService): string[] {
     }
     const delay = r.fault?.delay;
     if (delay && (delay.fixedDelay === undefined || (parseGoDuration(delay.fixedDelay) ?? 0) < 1e6)) problems.push(`${at}: fixedDelay ${String(delay.fixedDelay)}`);
+    if (r.timeout !== undefined && !((parseGoDuration(r.timeout) ?? 0) > 0)) problems.push(`${at}: timeout ${r.timeout} (0s turns the route timeout off in Istio: leave it out instead)`);
     const abort = r.fault?.abort;
     if (abort && (typeof abort.grpcStatus !== 'string' || !(STATUS_NAMES as readonly string[]).includes(abort.grpcStatus) || abort.grpcStatus === 'OK')) {
       problems.push(`${at}: grpcStatus ${JSON.stringify(abort.grpcStatus)} is not a gRPC status name`);
@@ -384,11 +385,12 @@ function gatewaySecretProblems(objects: readonly KubeObject[]): string[] {
 }
 
 /** The scenarios and what each one does; a new file in k8s/istio needs a row here (and in the e2e). */
-const SCENARIOS: Record<string, Array<{ match?: unknown; delay?: [string, number]; abort?: [string, number] }>> = {
+const SCENARIOS: Record<string, Array<{ match?: unknown; delay?: [string, number]; abort?: [string, number]; timeout?: string }>> = {
   delay: [{ delay: ['3s', 100] }],
   abort: [{ abort: ['UNAVAILABLE', 100] }],
   'header-delay': [{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], delay: ['3s', 100] }, {}],
   'percent-delay': [{ delay: ['3s', 50] }],
+  'stream-timeout': [{ timeout: '2s' }],
 };
 
 function scenarioShape(vs: VirtualService): unknown {
@@ -396,6 +398,7 @@ function scenarioShape(vs: VirtualService): unknown {
     ...(r.match ? { match: r.match } : {}),
     ...(r.fault?.delay ? { delay: [r.fault.delay.fixedDelay, r.fault.delay.percentage?.value] } : {}),
     ...(r.fault?.abort ? { abort: [r.fault.abort.grpcStatus, r.fault.abort.percentage?.value] } : {}),
+    ...(r.timeout !== undefined ? { timeout: r.timeout } : {}),
   }));
 }
 
@@ -490,6 +493,10 @@ describe('Istio scenarios (k8s/istio/*.yaml, each usable on its own)', () => {
     expect(virtualServiceProblems(noFallback)).toEqual([
       'http[0] (delay-jason): matched route without a later catch-all route: unmatched calls would fail (no route)',
     ]);
+
+    const [streamTimeout] = readYamlFile(files['stream-timeout']!) as [VirtualService];
+    streamTimeout.spec.http[0]!.timeout = '0s';
+    expect(virtualServiceProblems(streamTimeout)).toEqual(['http[0] (timeout-2s): timeout 0s (0s turns the route timeout off in Istio: leave it out instead)']);
 
     const noPercentage = clone(delay);
     delete noPercentage.spec.http[0]!.fault!.delay!.percentage;

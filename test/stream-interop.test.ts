@@ -1,10 +1,12 @@
-// Streams against an independent gRPC implementation, both ways: Python's grpcio (gRPC C-core: its own HTTP/2,
-// HPACK and flow control) calling GreeterStream on dist/server.js, and the client's -stream calling a grpcio
-// GreeterStream. Skipped when python3-grpcio is absent (.ci/run installs it).
+// Streams against independent gRPC implementations, both ways: Python's grpcio (gRPC C-core: its own HTTP/2,
+// HPACK and flow control) and grpc-go (the original image's stack) calling GreeterStream on dist/server.js, and
+// the client's -stream calling a grpcio and a grpc-go GreeterStream. Skipped when python3-grpcio, or go with
+// Debian's golang-google-grpc-dev, is absent (.ci/run installs them).
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { client } from './helpers/client.ts';
 import { expectValid } from './helpers/output-schema.ts';
+import { goPeer, hasGoGrpc, startGoPeer } from './helpers/go-peer.ts';
 import { hasGrpcio, python, pythonArgs, startPython, stopPython } from './helpers/python.ts';
 import { spawnServer, type SpawnedServer } from './helpers/spawn.ts';
 
@@ -84,3 +86,60 @@ describe.skipIf(!hasGrpcio)('our client calling a grpcio GreeterStream', () => {
     expect(r.stderr).toMatch(/^stream ended after 2 of 5 messages: UNAVAILABLE: cut by python \(from python, \d+\.\d+ ms\)\n$/);
   });
 });
+
+describe.skipIf(!hasGoGrpc)('grpc-go both ways: its client calling our GreeterStream, our client calling its GreeterStream', () => {
+  let binary: string;
+  let server: SpawnedServer;
+  let peer: Awaited<ReturnType<typeof startGoPeer>>;
+  let address: string;
+  beforeAll(async () => {
+    binary = goPeer(); // a cold build takes about 12 s here
+    [server, peer] = await Promise.all([spawnServer(['-workers', '1', '-access_log=false']), startGoPeer(binary)]);
+    address = `127.0.0.1:${peer.port}`;
+  }, 240_000);
+  afterAll(async () => {
+    peer?.child.kill();
+    await server?.stop();
+  });
+
+  test('a grpc-go client: SayHelloStream in order, SayHelloBidi answered as sent, a deadline mid-stream DEADLINE_EXCEEDED', () => {
+    const run = spawnSync(binary, ['call', server.address], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.stderr).toBe('');
+    const results = JSON.parse(run.stdout) as Record<'stream' | 'bidi' | 'deadline', Outcome>;
+    expect(results.stream).toEqual({ replies: ['Hello go 1', 'Hello go 2', 'Hello go 3'], code: 'OK', details: '', hostname: expect.any(String) });
+    expect(results.bidi).toMatchObject({ replies: ['Hello a 1', 'Hello b 2', 'Hello c 3'], code: 'OK' });
+    // 10 replies 300 ms apart, a 1 s deadline: grpc-go's own timer ends it after the replies that fit
+    expect(results.deadline.code).toBe('DeadlineExceeded');
+    expect(results.deadline.replies.length).toBeGreaterThanOrEqual(1);
+    expect(results.deadline.replies.length).toBeLessThan(10);
+  });
+
+  test('-stream server against grpc-go: the replies asked for, -stream_interval apart, from go', async () => {
+    const r = await client(['-server_addr', address, '-stream', 'server', '-messages', '3', '-stream_interval', '0.3', '-timeout', '10', '-json', 'Zoë']);
+    expect(r.code).toBe(0);
+    const doc = r.json();
+    expectValid(doc);
+    const replies = doc.requests[0]!.messages!;
+    expect(replies.map((m) => [m.message, m.hostname])).toEqual([
+      ['Hello Zoë 1', 'go'],
+      ['Hello Zoë 2', 'go'],
+      ['Hello Zoë 3', 'go'],
+    ]);
+    // 600 ms between the first and the last as sent; half of it as received, on a busy machine
+    expect(replies[2]!.ms_since_start - replies[0]!.ms_since_start).toBeGreaterThanOrEqual(300);
+  });
+
+  test('-stream bidi against grpc-go: each request answered, then OK at the half-close', async () => {
+    const r = await client(['-server_addr', address, '-stream', 'bidi', '-messages', '4', '-stream_interval', '0.02', '-expect_messages', '4', 'b']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^message 4: Hello b 4 \(from go, /m);
+  });
+
+  test('a grpc-go stream ended with a status after two replies: the line says how far it got, exit 78', async () => {
+    const r = await client(['-server_addr', address, '-stream', 'server', '-messages', '5', 'cut']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/^stream ended after 2 of 5 messages: UNAVAILABLE: cut by go \(from go, \d+\.\d+ ms\)\n$/);
+  });
+});
+
+test.runIf(!hasGoGrpc)('the grpc-go stream interop is skipped: go or golang-google-grpc-dev is not installed (.ci/run installs them)', () => {});
