@@ -97,22 +97,16 @@ export class CallRecord {
     this.done = true;
     if (this.counter) this.counter.inFlight--;
     if (!this.log) return;
-    const time = isoTime(this.startedAt);
     const { path: method, peer, authority, userAgent: user_agent } = this;
-    const status = statusName(code);
-    const duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
-    // the documented field order: details (only when not OK), then a stream's counts, before duration_ms
+    // built in the documented field order: details only when not OK, a stream's counts, then duration_ms
+    const entry: Omit<AccessLogEntry, 'duration_ms'> & { duration_ms?: number } = { time: isoTime(this.startedAt), method, peer, authority, user_agent, code, status: statusName(code) };
+    if (code !== 0 && details) entry.details = details;
     if (this.messages) {
-      const { received: messages_received, sent: messages_sent } = this.messages;
-      const counts = { messages_received, messages_sent, duration_ms };
-      this.log(code !== 0 && details ? { time, method, peer, authority, user_agent, code, status, details, ...counts } : { time, method, peer, authority, user_agent, code, status, ...counts });
-      return;
+      entry.messages_received = this.messages.received;
+      entry.messages_sent = this.messages.sent;
     }
-    this.log(
-      code !== 0 && details
-        ? { time, method, peer, authority, user_agent, code, status, details, duration_ms }
-        : { time, method, peer, authority, user_agent, code, status, duration_ms },
-    );
+    entry.duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
+    this.log(entry as AccessLogEntry);
   }
 }
 

@@ -17,9 +17,11 @@ import { frame } from '../grpc-frame.ts';
 import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
+import { Code } from '../status.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
+import type { FaultOptions } from './faults.ts';
+import { sayHello, type Greeting } from './greeting.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
@@ -146,7 +148,7 @@ export class FastCall implements StreamHandler {
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
   private deadline(): void {
     if (this.record.finished || this.stream.closed) return;
-    this.fail(4, 'Deadline exceeded', false);
+    this.fail(Code.DEADLINE_EXCEEDED, 'Deadline exceeded', false);
   }
 
   onData(chunk: Buffer): void {
@@ -179,33 +181,26 @@ export class FastCall implements StreamHandler {
   onEnd(): void {
     if (this.record.finished || this.stream.closed) return;
     if (this.body) this.stream.consumed(this.body.length);
-    this.body = undefined; // no hand-over after the end: what a waiting call holds is its name alone
+    this.body = undefined; // no hand-over after the end
     if (this.name === undefined) {
       // half-closed without a byte: what grpc-js' unary handler answers
-      return this.fail(12, NO_MESSAGE, false);
+      return this.fail(Code.UNIMPLEMENTED, NO_MESSAGE, false);
     }
-    // what greeter.ts does in grpc-js
-    let plan: Plan;
-    try {
-      plan = planRequest(this.options, (name) => this.stream.headers[name]);
-    } catch (err) {
-      if (!(err instanceof BadOverride)) throw err;
-      return this.fail(3, err.message, true);
-    }
-    if (plan.delayMs <= 0) return this.answer(plan);
+    const greeting = sayHello(this.options, this.name, (name) => this.stream.headers[name]);
+    this.name = undefined; // what a waiting call holds is its answer alone
+    if (greeting.delayMs <= 0) return this.answer(greeting);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
-    this.cancelDelay = afterDelay(plan.delayMs, () => this.answer(plan));
+    this.cancelDelay = afterDelay(greeting.delayMs, () => this.answer(greeting));
   }
 
-  private answer(plan: Plan): void {
+  private answer({ message, fail }: Greeting): void {
     const { stream } = this;
     this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
-    if (plan.fail) return this.fail(plan.fail.code, plan.fail.details, true);
+    if (fail) return this.fail(fail.code, fail.details, true);
     stream.respond(okHeadersBlock(this.hostname));
-    stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
+    stream.write(frame(SAY_HELLO.responseSerialize({ message })));
     stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');
-    this.name = undefined; // the answer may wait for the client's window: it need not keep the name too
   }
 }
