@@ -18,6 +18,7 @@ import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import { Code } from '../status.ts';
+import { httpDate } from './http-date.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
 import type { FaultOptions } from './faults.ts';
@@ -47,19 +48,6 @@ export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, 
   if (remoteEnded) return false;
   const timeout = headers['grpc-timeout'];
   return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout)); // a malformed one: grpc-js words the error
-}
-
-/** The `date` header node:http2 adds to every response grpc-js sends, formatted once a second. */
-let dateSecond = -1;
-let dateValue = '';
-export function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateValue = new Date(now).toUTCString();
-  }
-  return dateValue;
 }
 
 /** The OK answer's headers, as grpc-js sends them, encoded again only when the date or the hostname changes. */
