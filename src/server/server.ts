@@ -138,13 +138,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // Connections end with their last stream, including health Watch streams that never end by
         // themselves: once the calls that end by themselves are answered, end those too. (The front door sees
         // every call, fast or forwarded, until its answer has gone out; grpc-js counts one done when it sends it.)
-        const poll = setInterval(() => {
-          if (door.callsOpen() === 0) door.destroy();
-        }, 20);
+        void door.callsDone().then(() => door.destroy());
         void door.closed().then(() => {
           clearTimeout(graceOver);
           clearTimeout(cut);
-          clearInterval(poll);
           injector.destroy();
           server.forceShutdown();
           resolve(clean && !forced);
