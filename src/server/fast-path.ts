@@ -12,7 +12,8 @@
 // has half-closed, so a hand-over is always still possible until then.
 //
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
-// two): the same headers, message, trailers, and the same access-log line.
+// two): the same headers, message, trailers, and the same access-log line. Those bytes are one grpc-js
+// version's, so package.json pins grpc-js exactly.
 import { frame } from '../grpc-frame.ts';
 import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';

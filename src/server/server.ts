@@ -77,7 +77,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     server.addService(service, implementation);
   };
   // The packages add their services themselves, through this: it notes their methods and which stream.
-  const registrar = { addService: (service, implementation) => add(service, implementation, true) } as Server;
+  const registrar: Pick<Server, 'addService'> = { addService: (service, implementation) => add(service, implementation, true) };
   add(greeterService, greeterImplementation(options, options.hostname), false);
   const streams = greeterStreams(options, options.hostname);
   add(greeterStreamService, streams.implementation, false);
