@@ -190,7 +190,7 @@ async function serveAsWorker(options: ServerCliOptions): Promise<undefined> {
     report(message, () => process.exit(code));
   };
   const server = await serve(options).catch((err: unknown) => {
-    exitAfter({ evt: 'failed', message: listenError(err, options).message, exitCode: ServerExit.CANNOT_SERVE }, ServerExit.CANNOT_SERVE);
+    exitAfter({ evt: 'failed', message: listenError(err, options).message }, ServerExit.CANNOT_SERVE);
     return new Promise<never>(() => {});
   });
   onCommand((command) => {
