@@ -29,7 +29,7 @@ export function greeterImplementation(options: FaultOptions, hostname: string): 
       const answer = () => {
         if (fail) return callback({ ...fail, metadata });
         call.sendMetadata(metadata);
-        callback(null, { message: message! });
+        callback(null, { message });
       };
       if (delayMs <= 0) return answer();
       // A call whose deadline passes (or whose client goes away) is cancelled: stop waiting, answer nothing.

@@ -3,14 +3,11 @@
 import { Code } from '../status.ts';
 import { BadOverride, planRequest, type FaultOptions } from './faults.ts';
 
-export interface Greeting {
-  /** wait this long first (-sleep, x-helloworld-delay-ms); the call's deadline or its client may end the wait */
-  delayMs: number;
-  /** the reply's message; undefined when the call fails */
-  message?: string;
-  /** the status instead of a reply (a planned fault, or INVALID_ARGUMENT for a bad override header) */
-  fail?: { code: number; details: string };
-}
+/**
+ * Wait `delayMs` first (-sleep, x-helloworld-delay-ms; the call's deadline or its client may end the wait), then
+ * reply with `message`, or end with the status `fail` (a planned fault, or INVALID_ARGUMENT for a bad override).
+ */
+export type Greeting = { delayMs: number; message: string; fail?: undefined } | { delayMs: number; message?: undefined; fail: { code: number; details: string } };
 
 /** "Hello <name>", and "Hello <name> <i>" for the i-th reply of a stream. */
 export function helloText(name: string, index?: number): string {
