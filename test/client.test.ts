@@ -759,6 +759,7 @@ describe.concurrent('TLS and mTLS', () => {
   let mtls: TestServer;
   beforeAll(async () => {
     mtls = await startTestServer({ tls: { ...testServerKeyPair(), clientCa: ca }, hostname: 'pod-mtls' });
+    clientPki(); // made here, not inside a test: its openssl runs block this process while the other tests' deadlines run
   });
   afterAll(() => mtls.forceShutdown());
 
