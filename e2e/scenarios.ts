@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SAY_HELLO_PATH } from '../src/rpc-names.ts';
-import { exitCodeForStatus, statusName, STATUS_NAMES } from '../src/status.ts';
+import { exitCodeForStatus } from '../src/exit-codes.ts';
+import { statusName, STATUS_NAMES } from '../src/status.ts';
 import { readVirtualService, type MatchCondition, type StringMatch, type VirtualServiceModel } from './virtual-service.ts';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));

@@ -94,14 +94,20 @@ export function layOut(dir: string, { dist = join(root, 'dist'), certs = join(ro
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const dir = args[0];
-  if (args.length !== 1 || dir === undefined || dir.startsWith('-')) {
-    process.stderr.write('usage: node scripts/image-layout.ts DIR   (or: npm run image:layout -- DIR)\n');
-    process.exit(2);
-  }
+  const USAGE = 'usage: node scripts/image-layout.ts DIR   (or: npm run image:layout -- DIR)';
+  const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
+  const { _: dirs } = yargs(hideBin(process.argv))
+    .usage(USAGE)
+    .demandCommand(1, 1, 'want one DIR', 'want one DIR')
+    .strict()
+    .version(false)
+    .fail((message) => {
+      process.stderr.write(`${USAGE}\n${message}\n`);
+      process.exit(2);
+    })
+    .parseSync();
   try {
-    layOut(resolve(dir));
+    layOut(resolve(String(dirs[0])));
   } catch (err) {
     process.stderr.write(`image-layout: ${err instanceof LayoutError ? err.message : String(err).split('\n')[0]}\n`);
     process.exit(err instanceof LayoutError ? 2 : 1);

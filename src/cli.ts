@@ -1,11 +1,7 @@
 // What both programs do at the top: run main, turn any failure into one line on stderr and an exit code.
 // Never a stack trace: a UsageError exits 2, anything else 1.
+import { EXIT_FAILURE, EXIT_USAGE } from './exit-codes.ts';
 import { UsageError } from './flags.ts';
-
-/** Exit codes both programs use (the client also exits 64 + a gRPC status: status.ts). */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
 
 export function errorLine(program: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

@@ -2,7 +2,7 @@
 // (not -t -l -s), a repeated flag keeps its last value (a list flag keeps them all), and every flag can also
 // come from an environment variable (`<PREFIX><FLAG IN CAPITALS>`); a flag on the command line wins.
 // Parsing is yargs' own parser (yargs-parser, imported directly: `yargs/helpers` re-exports it but also loads
-// yargs' platform shims -- cliui, y18n, assert, util --, which cost a probe ~50 ms of CPU at every start),
+// yargs' platform shims -- cliui, y18n, assert, util --, which a probe would load at every start),
 // configured to behave like Go's flag package. Its `browser` entry: the same parser without the Node mixins for
 // config files (fs, node:module's createRequire, path, util), which a probe paid for at every start.
 import Parser from 'yargs-parser/browser';
@@ -114,7 +114,7 @@ export function parseFlags<T extends FlagTable>(
 
 /**
  * yargs-parser's reading of the command line. Not run for an empty one (a bare `/client` probe): its cold start
- * is 2-3 ms of CPU of every such probe, and it would find nothing.
+ * would cost every such probe CPU to find nothing.
  */
 function parse(rest: string[], names: string[], booleans: string[], table: FlagTable): Record<string, unknown> {
   const parsed = Parser.detailed(rest, {

@@ -1,5 +1,5 @@
 // gRPC status codes by name and number, shared by the server's -fail_code, the client's -expect_code and
-// -retry_on, and the client's exit codes. Kept here (not imported from grpc-js) so the client's probe path
+// -retry_on, and the client's exit codes (exit-codes.ts). Kept here (not imported from grpc-js) so the client's probe path
 // does not load grpc-js just for a table of 17 names.
 export const STATUS_NAMES = [
   'OK',
@@ -40,11 +40,4 @@ export function parseStatusCode(text: string): number | undefined {
   }
   const i = STATUS_NAMES.indexOf(t.toUpperCase() as StatusName);
   return i >= 0 ? i : undefined;
-}
-
-export const STATUS_EXIT_BASE = 64;
-
-/** The client's exit code for a failed request: 64 + the gRPC status code, as grpcurl does. */
-export function exitCodeForStatus(code: number): number {
-  return STATUS_EXIT_BASE + code;
 }

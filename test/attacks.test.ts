@@ -124,7 +124,8 @@ describe('issue 15: HTTP/2 attacks on one server process (-workers 1)', () => {
       const m = await prefaceRuns.get(name)!;
       expectGoals(m);
       expect.soft(m.report?.closedByServer, `connections the server closed: ${describeMeasurement(m)}`).toBe(m.report?.connections);
-      expect.soft(m.report?.lastCloseMs ?? Infinity, 'ms until the last was closed').toBeLessThanOrEqual(PREFACE_DEADLINE_MS + 500);
+      // (the server's timer, then the attacker seeing the close: on a busy machine each may run late)
+      expect.soft(m.report?.lastCloseMs ?? Infinity, 'ms until the last was closed').toBeLessThanOrEqual(PREFACE_DEADLINE_MS + 2000);
     });
   }
 });

@@ -3,9 +3,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../src/cli.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeForStatus } from '../src/exit-codes.ts';
 import { clientFlags } from '../src/client/options.ts';
-import { exitCodeForStatus, STATUS_NAMES } from '../src/status.ts';
+import { STATUS_NAMES } from '../src/status.ts';
 import { client, type JsonDocument } from './helpers/client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { expectValid, validate } from './helpers/output-schema.ts';

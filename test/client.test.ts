@@ -17,7 +17,8 @@ import { backoffDelayMs, DEFAULT_BACKOFF } from '../src/client/reconnect.ts';
 import { decodeHelloReply, encodeHelloRequest } from '../src/client/codec.ts';
 import { frame } from '../src/grpc-frame.ts';
 import { percentDecode } from '../src/client/call.ts';
-import { Code, exitCodeForStatus } from '../src/status.ts';
+import { exitCodeForStatus } from '../src/exit-codes.ts';
+import { Code } from '../src/status.ts';
 import { grpcTimeout } from '../src/grpc-timeout.ts';
 import { sniFor, testServerKeyPair } from '../src/tls.ts';
 import { clientPki } from './helpers/client-pki.ts';
@@ -751,10 +752,14 @@ describe('expectations', () => {
   });
 });
 
+/** long enough for one TLS handshake to fail, and say why, on a busy machine: the client retries until then */
+const TLS_FAILURE_TIMEOUT = '1.5';
+
 describe.concurrent('TLS and mTLS', () => {
   let mtls: TestServer;
   beforeAll(async () => {
     mtls = await startTestServer({ tls: { ...testServerKeyPair(), clientCa: ca }, hostname: 'pod-mtls' });
+    clientPki(); // made here, not inside a test: its openssl runs block this process while the other tests' deadlines run
   });
   afterAll(() => mtls.forceShutdown());
 
@@ -765,25 +770,25 @@ describe.concurrent('TLS and mTLS', () => {
   });
 
   test('mTLS: without a client certificate, the words say so', async ({ expect }) => {
-    const r = await client(['-server_addr', mtls.address, '-tls', '-timeout', '0.5', '-json']);
+    const r = await client(['-server_addr', mtls.address, '-tls', '-timeout', TLS_FAILURE_TIMEOUT, '-json']);
     expect(r.code).toBe(68);
     expect(r.json().requests[0]!.details).toMatch(/last failure: server requires a client certificate \(mTLS\): try -cert_file and -key_file$/);
   });
 
   test('mTLS: a client certificate from another CA is rejected, in words', async ({ expect }) => {
     const pki = clientPki();
-    const r = await client(['-server_addr', mtls.address, '-tls', '-timeout', '0.5', '-json', '-cert_file', pki.otherCaClient.cert, '-key_file', pki.otherCaClient.key]);
+    const r = await client(['-server_addr', mtls.address, '-tls', '-timeout', TLS_FAILURE_TIMEOUT, '-json', '-cert_file', pki.otherCaClient.cert, '-key_file', pki.otherCaClient.key]);
     // Node's TLS server checks it after the handshake and closes without an alert
     expect(r.json().requests[0]!.details).toMatch(/the server closed the connection after the TLS handshake \(127.0.0.1:\d+\): it does not accept this client certificate\?$/);
   });
 
   test('a CA that did not sign the server certificate: "unknown authority (try -ca_file)"', async ({ expect }) => {
-    const r = await client(['-server_addr', tls.address, '-tls', '-timeout', '0.5', '-json', '-ca_file', clientPki().otherCa]);
+    const r = await client(['-server_addr', tls.address, '-tls', '-timeout', TLS_FAILURE_TIMEOUT, '-json', '-ca_file', clientPki().otherCa]);
     expect(r.json().requests[0]!.details).toMatch(/last failure: server certificate signed by unknown authority \(try -ca_file\)$/);
   });
 
   test('a name the certificate does not carry: mentions -server_host_override', async ({ expect }) => {
-    const r = await client(['-server_addr', tls.address, '-tls', '-timeout', '0.5', '-json', '-server_host_override', 'other.example.com']);
+    const r = await client(['-server_addr', tls.address, '-tls', '-timeout', TLS_FAILURE_TIMEOUT, '-json', '-server_host_override', 'other.example.com']);
     const details = r.json().requests[0]!.details;
     expect(details).toMatch(/server certificate is not valid for "other.example.com" \(it is for DNS:localhost, .*\): set -server_host_override/);
   });
@@ -803,7 +808,7 @@ describe.concurrent('TLS and mTLS', () => {
     const pki = clientPki();
     const expired = await startTestServer({ tls: { cert: readFileSync(pki.expiredServer.cert), key: readFileSync(pki.expiredServer.key) } });
     try {
-      const r = await client(['-server_addr', expired.address, '-tls', '-timeout', '0.5', '-json']);
+      const r = await client(['-server_addr', expired.address, '-tls', '-timeout', TLS_FAILURE_TIMEOUT, '-json']);
       expect(r.json().requests[0]!.details).toMatch(/server certificate has expired/);
     } finally {
       expired.forceShutdown();

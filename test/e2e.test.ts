@@ -93,6 +93,7 @@ spec:
   });
 });
 
+// (skipped where haproxy is not installed; .ci/run installs it)
 describe.skipIf(!haproxy)('fault injection e2e, locally: HAProxy rendered from k8s/istio in front of the built server', () => {
   const settled = new Map<string, PromiseSettledResult<ScenarioReport>>();
   let wallMs = 0;
@@ -192,10 +193,4 @@ describe.skipIf(!haproxy)('fault injection e2e, locally: HAProxy rendered from k
     expect(tls!.outcome.requests[0]!.message).toBe('Hello world');
     expect(r.haproxyConfig).toMatch(/frontend tls\n[^]*?mode tcp/);
   });
-
-  it('the whole local e2e stays under a minute', () => {
-    expect(wallMs).toBeLessThan(60_000);
-  });
 });
-
-it.runIf(!haproxy)('the local fault e2e is skipped: haproxy is not installed (.ci/run installs it)', () => {});

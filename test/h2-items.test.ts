@@ -18,7 +18,8 @@ import { CLIENT_PREFACE, encodeFrame, encodeSettings, errorName, Flag, FrameRead
 import { encodeHeaders } from '../src/h2/hpack.ts';
 import { testCa } from '../src/generated/test-pki.ts';
 import { SAY_HELLO_PATH } from '../src/rpc-names.ts';
-import { exitCodeForStatus, Code } from '../src/status.ts';
+import { exitCodeForStatus } from '../src/exit-codes.ts';
+import { Code } from '../src/status.ts';
 import { client, helloReplyFrame, rawH2Server, type RawH2Server } from './helpers/client.ts';
 import { grpcFrame, helloRequest } from './helpers/raw-grpc.ts';
 import { closeRawH2Connections, RawH2, requestFields, WAIT_MS } from './helpers/raw-h2.ts';

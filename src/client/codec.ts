@@ -24,14 +24,7 @@ export const encodeHelloRequest = (request: { name: string }): Buffer => encodeS
 export const encodeHealthCheckRequest = (request: { service: string }): Buffer => encodeStringField1(request.service);
 
 export function decodeHelloReply(bytes: Uint8Array): { message: string } {
-  let message = '';
-  readFields(bytes, (field, wireType, reader) => {
-    if (field !== 1) return false;
-    if (wireType !== 2) throw new Error(`HelloReply.message has wire type ${wireType}, want 2`);
-    message = reader.string();
-    return true;
-  });
-  return { message };
+  return { message: readField1(bytes, 'HelloReply.message', 2, (reader) => reader.string(), '') };
 }
 
 export const SERVING_STATUS_NAMES = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'] as const;
@@ -41,14 +34,19 @@ export function servingStatusName(status: number): string {
 }
 
 export function decodeHealthCheckResponse(bytes: Uint8Array): { status: number } {
-  let status = 0;
-  readFields(bytes, (field, wireType, reader) => {
+  return { status: readField1(bytes, 'HealthCheckResponse.status', 0, (reader) => reader.int32(), 0) };
+}
+
+/** Field 1 of a message, the only field read, which must have `wireType`; `absent` when the message has none. */
+function readField1<T>(bytes: Uint8Array, what: string, wireType: number, read: (reader: Reader) => T, absent: T): T {
+  let value = absent;
+  readFields(bytes, (field, type, reader) => {
     if (field !== 1) return false;
-    if (wireType !== 0) throw new Error(`HealthCheckResponse.status has wire type ${wireType}, want 0`);
-    status = reader.int32();
+    if (type !== wireType) throw new Error(`${what} has wire type ${type}, want ${wireType}`);
+    value = read(reader);
     return true;
   });
-  return { status };
+  return value;
 }
 
 export function varint(n: number): Buffer {

@@ -143,8 +143,8 @@ export class Connection {
 
 /**
  * The hosts to connect to, in order. `localhost` and `*.localhost` are loopback (RFC 6761, as curl and browsers
- * treat them) and are not looked up: for an exec probe (`/client`, localhost:10000) Node's lookup of the name costs
- * 5-9 ms of a ~70 ms run, most of it node:net compiling its IPv6-address regex on first use. Any other name goes
+ * treat them) and are not looked up: for an exec probe (`/client`, localhost:10000) Node's lookup of the name is a
+ * visible part of the run, most of it node:net compiling its IPv6-address regex on first use. Any other name goes
  * to node:net as given, which resolves it.
  */
 export function dialHosts(host: string): string[] {

@@ -5,7 +5,7 @@
 // meets none: a typo'd Service name must not pass for an injected delay.
 import { statusName } from '../status.ts';
 import type { Expectations } from './options.ts';
-import { formatMs } from './report.ts';
+import { formatMs } from './milliseconds.ts';
 import type { RequestResult } from './run.ts';
 
 export interface ExpectationOutcome {

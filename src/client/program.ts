@@ -1,12 +1,9 @@
 // The client as a function: typed options in, lines or a JSON document out, an exit code back. main.ts
 // feeds it the command line and the process's streams; tests call it in-process.
 //
-// Exit codes: 0 every request OK (or, with -expect_*, every expectation met); 64 + the gRPC status code of
-// the first failed request in request order (68 DEADLINE_EXCEEDED, 78 UNAVAILABLE), as grpcurl does;
-// 1 expectations not met, a -health answer other than SERVING, or anything unexpected; 2 (in main) usage.
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../cli.ts';
-import type { ExitCodeLine } from '../flags.ts';
-import { exitCodeForStatus, STATUS_EXIT_BASE, STATUS_NAMES } from '../status.ts';
+// Exit codes (exit-codes.ts, ClientExit): OK, or every expectation met; 64 + the gRPC status code of the first
+// failed request in request order; FAILED otherwise; USAGE comes from main.
+import { ClientExit, exitCodeForStatus } from '../exit-codes.ts';
 import { checkExpectations, expectationLine } from './expect.ts';
 import type { ClientOptions } from './options.ts';
 import { jsonDocument, requestLine, summarize, summaryText } from './report.ts';
@@ -42,7 +39,7 @@ export async function runClient(options: ClientOptions, io: ClientIo): Promise<n
   });
   const noun = stream ? 'stream' : 'request';
   const expectation = options.expectations ? checkExpectations(results, options.expectations, noun) : undefined;
-  const exitCode = expectation ? (expectation.met ? EXIT_OK : EXIT_FAILURE) : exitCodeForResults(results);
+  const exitCode = expectation ? (expectation.met ? ClientExit.OK : ClientExit.FAILED) : exitCodeForResults(results);
   const wantSummary = options.json || options.count > 1;
   const summary = wantSummary ? await summarize(results, options.call.kind === 'health') : undefined;
 
@@ -64,18 +61,6 @@ export async function runClient(options: ClientOptions, io: ClientIo): Promise<n
 
 export function exitCodeForResults(results: readonly RequestResult[]): number {
   const failed = results.find((r) => !r.ok);
-  if (!failed) return EXIT_OK;
-  return failed.code !== 0 ? exitCodeForStatus(failed.code) : EXIT_FAILURE;
-}
-
-/** The exit codes, for -h. */
-export function clientExitCodes(): ExitCodeLine[] {
-  const statuses = STATUS_NAMES.map((name, code) => `${exitCodeForStatus(code)} ${name}`).slice(1);
-  const rows = Array.from({ length: Math.ceil(statuses.length / 4) }, (_, i) => statuses.slice(i * 4, i * 4 + 4).join(', '));
-  return [
-    [EXIT_OK, 'every request OK (with -health: SERVING); with -expect_*: every expectation met'],
-    [`${STATUS_EXIT_BASE}+N`, `the first failed request, in request order, ended with gRPC status N:\n${rows.join(',\n')}`],
-    [EXIT_FAILURE, 'expectations not met; -health answered other than SERVING; anything unexpected'],
-    [EXIT_USAGE, 'usage or configuration: unknown flag, bad value or address, unreadable or non-PEM file'],
-  ];
+  if (!failed) return ClientExit.OK;
+  return failed.code !== 0 ? exitCodeForStatus(failed.code) : ClientExit.FAILED;
 }

@@ -3,6 +3,7 @@
 // more than one latency to summarize.
 import { statusName } from '../status.ts';
 import type { ExpectationOutcome } from './expect.ts';
+import { formatMs } from './milliseconds.ts';
 import type { ClientOptions } from './options.ts';
 import { methodPath, type RequestResult } from './run.ts';
 
@@ -79,11 +80,6 @@ async function latencySummary(latencies: readonly number[]): Promise<LatencySumm
   for (const ms of latencies) histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
   const at = (p: number) => Math.min(max, Math.max(min, histogram.getValueAtPercentile(p) / 1000));
   return { min, p50: at(50), p90: at(90), p99: at(99), max };
-}
-
-/** 0.412, 1.23, 3004.1: enough digits for loopback and for seconds-long delays. */
-export function formatMs(ms: number): string {
-  return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(1);
 }
 
 /** Who answered, and how long it took: "(from pod-a, 1.20 ms)", "(no server reached, 1000.0 ms)". */

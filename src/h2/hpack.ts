@@ -3,10 +3,10 @@
 // a peer is a dynamic table size update when that peer's SETTINGS_HEADER_TABLE_SIZE is below the 4,096 it
 // starts from (§4.2): the connection then starts its next header block with TABLE_SIZE_ZERO. Header names and
 // values are octets, mapped to JS strings one octet per char (latin1) both ways, as node:http2 does.
-import { badFieldName, badFieldValue } from './fields.ts';
+import { badFieldName, badFieldValue, type HeaderList } from './fields.ts';
 import { decodeHuffman } from './huffman.ts';
 
-export type HeaderList = Array<[name: string, value: string]>;
+export type { HeaderList };
 
 export class HpackError extends Error {
   override name = 'HpackError';

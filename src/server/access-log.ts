@@ -7,8 +7,9 @@
 // general-purpose ServerInterceptingCall (closures, queues and listener objects per call) each call is
 // wrapped in one small delegating object, and lines are written in batches (lineBatcher) rather than one
 // write(2) each.
-import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
+import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
+import { callWrapper, onStatusSent, type InterceptingServerListener, type PartialStatusObject } from './grpc-js-internals.ts';
 
 /**
  * The client's address, as the front door saw it, on a call forwarded to grpc-js (forward.ts): the log reads
@@ -43,9 +44,6 @@ export interface CallTracker {
 }
 
 type Log = (entry: AccessLogEntry) => void;
-// (grpc-js does not export these two by name)
-type InterceptingServerListener = Parameters<ServerInterceptingCallInterface['start']>[0];
-type PartialStatusObject = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
 
 interface Counter {
   inFlight: number;
@@ -97,22 +95,16 @@ export class CallRecord {
     this.done = true;
     if (this.counter) this.counter.inFlight--;
     if (!this.log) return;
-    const time = isoTime(this.startedAt);
     const { path: method, peer, authority, userAgent: user_agent } = this;
-    const status = statusName(code);
-    const duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
-    // the documented field order: details (only when not OK), then a stream's counts, before duration_ms
+    // built in the documented field order: details only when not OK, a stream's counts, then duration_ms
+    const entry: Omit<AccessLogEntry, 'duration_ms'> & { duration_ms?: number } = { time: isoTime(this.startedAt), method, peer, authority, user_agent, code, status: statusName(code) };
+    if (code !== 0 && details) entry.details = details;
     if (this.messages) {
-      const { received: messages_received, sent: messages_sent } = this.messages;
-      const counts = { messages_received, messages_sent, duration_ms };
-      this.log(code !== 0 && details ? { time, method, peer, authority, user_agent, code, status, details, ...counts } : { time, method, peer, authority, user_agent, code, status, ...counts });
-      return;
+      entry.messages_received = this.messages.received;
+      entry.messages_sent = this.messages.sent;
     }
-    this.log(
-      code !== 0 && details
-        ? { time, method, peer, authority, user_agent, code, status, details, duration_ms }
-        : { time, method, peer, authority, user_agent, code, status, duration_ms },
-    );
+    entry.duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
+    this.log(entry as AccessLogEntry);
   }
 }
 
@@ -225,24 +217,15 @@ class TrackedListener implements InterceptingServerListener {
  */
 export function trackCalls(log: Log | null, endless: ReadonlySet<string>): CallTracker {
   const counter: Counter = { inFlight: 0 };
-  // grpc-js only needs the ServerInterceptingCallInterface of what an interceptor returns; its type asks
-  // for the class, whose private fields no other object can have.
-  const interceptor = (method: Parameters<ServerInterceptor>[0], call: ServerInterceptingCallInterface) => {
+  const interceptor = callWrapper((method, call) => {
     const record = new CallRecord(method.path, endless.has(method.path) ? null : counter, log, peerOf(call), call.getHost(), '');
     if (method.requestStream || method.responseStream) record.messages = { received: 0, sent: 0 };
-    // grpc-js answers some calls itself, below the interceptors: a message over the receive limit
-    // (RESOURCE_EXHAUSTED), one that does not decompress or deserialize or a malformed grpc-timeout
-    // (INTERNAL), a passed deadline. It then reports them to the interceptors only as cancelled, so log the
-    // status it really sent (`call` is grpc-js' own call object, whose internal answers go through this).
-    const sendStatus = call.sendStatus;
-    call.sendStatus = (status) => {
-      record.finish(status.code, status.details);
-      sendStatus.call(call, status);
-    };
-    return new TrackedCall(call, record) as unknown as ServerInterceptingCall;
-  };
+    // the status grpc-js really sent, its own answers below the interceptors included
+    onStatusSent(call, (status) => record.finish(status.code, status.details));
+    return new TrackedCall(call, record);
+  });
   return {
-    interceptor: interceptor as ServerInterceptor,
+    interceptor,
     inFlight: () => counter.inFlight,
     begin: (path, peer, authority, userAgent) => new CallRecord(path, counter, log, peer, authority, userAgent),
   };

@@ -15,7 +15,7 @@ export type Command = { cmd: 'drain'; graceMs: number } | { cmd: 'force' };
 /** Worker -> primary. */
 export type Report =
   | { evt: 'listening'; port: number }
-  | { evt: 'failed'; message: string; exitCode: number }
+  | { evt: 'failed'; message: string }
   | { evt: 'draining'; inFlight: number }
   | { evt: 'drained'; clean: boolean }
   | { evt: 'forcing'; inFlight: number };
@@ -121,9 +121,7 @@ export function startWorkers(count: number, execArgv: readonly string[] = SERVER
           failed = true;
           stopping = true;
           for (const other of workers) if (other !== w) other.process.kill('SIGKILL');
-          const err = new Error(r.message) as Error & { exitCode: number };
-          err.exitCode = r.exitCode;
-          reject(err);
+          reject(new Error(r.message)); // the primary exits as the worker did: ServerExit.CANNOT_SERVE (cli.ts)
         }
       });
       w.on('exit', (code, signal) => {

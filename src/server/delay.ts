@@ -1,6 +1,6 @@
 // An injected delay that ends on time. setTimeout counts whole milliseconds from the event loop's cached
-// clock and fires up to ~1 ms late (measured: the access log's duration was 1.0–1.1 ms over the delay at
-// p50); a delay test reads that as the mesh's. So the timer wakes up to 2 ms early and the rest is waited
+// clock and fires up to a millisecond late, which the access log's duration shows and a delay test would read
+// as the mesh's. So the timer wakes up to 2 ms early and the rest is waited
 // out on setImmediate, which lets I/O run between checks.
 const EARLY_MS = 2;
 

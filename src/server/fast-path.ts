@@ -12,14 +12,18 @@
 // has half-closed, so a hand-over is always still possible until then.
 //
 // What a client sees is what grpc-js sends for the same call (test/server-fast-path.test.ts compares the
-// two): the same headers, message, trailers, and the same access-log line.
+// two): the same headers, message, trailers, and the same access-log line. Those bytes are one grpc-js
+// version's, so package.json pins grpc-js exactly.
 import { frame } from '../grpc-frame.ts';
 import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
+import { Code } from '../status.ts';
+import { httpDate } from './http-date.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
+import type { FaultOptions } from './faults.ts';
+import { sayHello, type Greeting } from './greeting.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
@@ -45,19 +49,6 @@ export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, 
   if (remoteEnded) return false;
   const timeout = headers['grpc-timeout'];
   return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout)); // a malformed one: grpc-js words the error
-}
-
-/** The `date` header node:http2 adds to every response grpc-js sends, formatted once a second. */
-let dateSecond = -1;
-let dateValue = '';
-export function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateValue = new Date(now).toUTCString();
-  }
-  return dateValue;
 }
 
 /** The OK answer's headers, as grpc-js sends them, encoded again only when the date or the hostname changes. */
@@ -146,7 +137,7 @@ export class FastCall implements StreamHandler {
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
   private deadline(): void {
     if (this.record.finished || this.stream.closed) return;
-    this.fail(4, 'Deadline exceeded', false);
+    this.fail(Code.DEADLINE_EXCEEDED, 'Deadline exceeded', false);
   }
 
   onData(chunk: Buffer): void {
@@ -179,33 +170,26 @@ export class FastCall implements StreamHandler {
   onEnd(): void {
     if (this.record.finished || this.stream.closed) return;
     if (this.body) this.stream.consumed(this.body.length);
-    this.body = undefined; // no hand-over after the end: what a waiting call holds is its name alone
+    this.body = undefined; // no hand-over after the end
     if (this.name === undefined) {
       // half-closed without a byte: what grpc-js' unary handler answers
-      return this.fail(12, NO_MESSAGE, false);
+      return this.fail(Code.UNIMPLEMENTED, NO_MESSAGE, false);
     }
-    // what greeter.ts does in grpc-js
-    let plan: Plan;
-    try {
-      plan = planRequest(this.options, (name) => this.stream.headers[name]);
-    } catch (err) {
-      if (!(err instanceof BadOverride)) throw err;
-      return this.fail(3, err.message, true);
-    }
-    if (plan.delayMs <= 0) return this.answer(plan);
+    const greeting = sayHello(this.options, this.name, (name) => this.stream.headers[name]);
+    this.name = undefined; // what a waiting call holds is its answer alone
+    if (greeting.delayMs <= 0) return this.answer(greeting);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
-    this.cancelDelay = afterDelay(plan.delayMs, () => this.answer(plan));
+    this.cancelDelay = afterDelay(greeting.delayMs, () => this.answer(greeting));
   }
 
-  private answer(plan: Plan): void {
+  private answer({ message, fail }: Greeting): void {
     const { stream } = this;
     this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
-    if (plan.fail) return this.fail(plan.fail.code, plan.fail.details, true);
+    if (fail) return this.fail(fail.code, fail.details, true);
     stream.respond(okHeadersBlock(this.hostname));
-    stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
+    stream.write(frame(SAY_HELLO.responseSerialize({ message })));
     stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');
-    this.name = undefined; // the answer may wait for the client's window: it need not keep the name too
   }
 }

@@ -51,8 +51,11 @@ export interface FrontDoor {
   stopListening(): Promise<void>;
   /** GOAWAY on every connection: the streams open finish, then each connection ends */
   drain(): void;
-  /** calls a drain waits for (all but endless streams) whose answer has not yet gone out to the client */
-  callsOpen(): number;
+  /**
+   * Resolves once no call a drain waits for (all but endless streams) still has its answer to send: at once if
+   * none has, else when the last such stream or its connection ends. One waiter at a time.
+   */
+  callsDone(): Promise<void>;
   /** resolves once every connection has ended */
   closed(): Promise<void>;
   /** ends every connection now */
@@ -65,6 +68,20 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
   /** drain() was called: a connection that turns out to speak HTTP/2 after it is told to go away at once */
   let goingAway = false;
   let allClosed: (() => void) | undefined;
+  let callsDone: (() => void) | undefined;
+  const callsOpen = () => {
+    let open = 0;
+    for (const session of connections.values()) {
+      if (session) for (const stream of session.streams()) if (!options.endlessPaths.has(stream.headers[':path'] ?? '')) open++;
+    }
+    return open;
+  };
+  const checkCallsDone = () => {
+    if (callsDone && callsOpen() === 0) {
+      callsDone();
+      callsDone = undefined;
+    }
+  };
   const { handshakeTimeoutMs } = options.limits;
 
   const dispatch = ({ stream, endedOnHeaders, read }: Arrival, grpcJs: () => GrpcJsConnection) => {
@@ -90,6 +107,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
     socket.on('error', () => socket.destroy()); // whatever it turns out to speak, an error ends this connection only
     socket.once('close', () => {
       connections.delete(socket);
+      checkCallsDone();
       if (connections.size === 0) allClosed?.();
     });
   };
@@ -113,6 +131,7 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
         onReceived: () => {
           for (const arrival of arrivals.splice(0)) if (!arrival.stream.closed) dispatch(arrival, openGrpcJs);
         },
+        onStreamClosed: checkCallsDone,
         onClose: () => grpcJs?.close(),
       },
       { ...options.limits, handshakeTimeoutMs: timeoutMs },
@@ -150,11 +169,11 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       goingAway = true;
       for (const session of sessions()) session.drain();
     },
-    callsOpen: () => {
-      let open = 0;
-      for (const session of sessions()) for (const stream of session.streams()) if (!options.endlessPaths.has(stream.headers[':path'] ?? '')) open++;
-      return open;
-    },
+    callsDone: () =>
+      new Promise<void>((resolve) => {
+        callsDone = resolve;
+        checkCallsDone();
+      }),
     closed: () => (connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allClosed = resolve))),
     destroy: () => {
       listener.close();

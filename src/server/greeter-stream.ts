@@ -10,6 +10,7 @@ import type { HelloReply, HelloRequest, HelloStreamRequest } from '../proto.ts';
 import { afterDelay } from './delay.ts';
 import { BadOverride, MAX_DELAY_MS, planStream, type FaultOptions, type StreamPlan } from './faults.ts';
 import { headerOf, hostnameMetadata } from './greeter.ts';
+import { helloText } from './greeting.ts';
 
 /** SayHelloStream's count when the request leaves it 0 (unset) */
 export const DEFAULT_REPLIES = 10;
@@ -107,7 +108,7 @@ export function greeterStreams(options: FaultOptions, hostname: string): Greeter
       const last = count || DEFAULT_REPLIES;
       const reply = (i: number): void =>
         replies.after((i === 1 ? 0 : interval) + replies.plan.delayMs, () =>
-          replies.send(`Hello ${name} ${i}`, () => (i < last ? reply(i + 1) : replies.end())),
+          replies.send(helloText(name, i), () => (i < last ? reply(i + 1) : replies.end())),
         );
       reply(1);
     },
@@ -131,7 +132,7 @@ export function greeterStreams(options: FaultOptions, hostname: string): Greeter
         replies.after(head.due - performance.now(), () => replies.send(head.text, next));
       };
       call.on('data', (request: HelloRequest) => {
-        waiting.push({ text: `Hello ${request.name} ${++received}`, due: performance.now() + replies.plan.delayMs });
+        waiting.push({ text: helloText(request.name, ++received), due: performance.now() + replies.plan.delayMs });
         if (waiting.length >= MAX_WAITING) call.pause();
         if (!replying) next();
       });

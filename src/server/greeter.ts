@@ -1,9 +1,10 @@
-// The Greeter service: SayHello answers "Hello <name>" after the planned delay (or fails as planned), and
-// every answer carries the `hostname` metadata so a client sees which replica answered.
-import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+// The Greeter service in grpc-js: SayHello answers as greeting.ts decides (for calls the fast path did not
+// take), and every answer carries the `hostname` metadata so a client sees which replica answered.
+import { Metadata, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { HelloReply, HelloRequest } from '../proto.ts';
 import { afterDelay } from './delay.ts';
-import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
+import type { FaultOptions } from './faults.ts';
+import { sayHello } from './greeting.ts';
 
 /** The `hostname` metadata every answer carries. */
 export function hostnameMetadata(hostname: string): Metadata {
@@ -24,25 +25,15 @@ export function greeterImplementation(options: FaultOptions, hostname: string): 
   return {
     SayHello(call: ServerUnaryCall<HelloRequest, HelloReply>, callback: sendUnaryData<HelloReply>) {
       const metadata = hostnameMetadata(hostname);
-      let plan: Plan;
-      try {
-        plan = planRequest(options, headerOf(call.metadata));
-      } catch (err) {
-        if (!(err instanceof BadOverride)) throw err;
-        callback({ code: status.INVALID_ARGUMENT, details: err.message, metadata });
-        return;
-      }
+      const { delayMs, message, fail } = sayHello(options, call.request.name, headerOf(call.metadata));
       const answer = () => {
-        if (plan.fail) {
-          callback({ code: plan.fail.code, details: plan.fail.details, metadata });
-        } else {
-          call.sendMetadata(metadata);
-          callback(null, { message: `Hello ${call.request.name}` });
-        }
+        if (fail) return callback({ ...fail, metadata });
+        call.sendMetadata(metadata);
+        callback(null, { message });
       };
-      if (plan.delayMs <= 0) return answer();
+      if (delayMs <= 0) return answer();
       // A call whose deadline passes (or whose client goes away) is cancelled: stop waiting, answer nothing.
-      call.once('cancelled', afterDelay(plan.delayMs, answer));
+      call.once('cancelled', afterDelay(delayMs, answer));
     },
   };
 }

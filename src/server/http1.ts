@@ -4,7 +4,7 @@
 // ends. GET or HEAD /healthz and /readyz get health (http-health.ts); anything else is refused in words, with
 // 505 as grpc-go's HTTP handler does ("gRPC requires HTTP/2"); a malformed head gets 400.
 import type { Socket } from 'node:net';
-import { httpDate } from './fast-path.ts';
+import { httpDate } from './http-date.ts';
 import { healthAnswer } from './http-health.ts';
 import { NOT_GRPC } from './refusals.ts';
 

@@ -1,10 +1,10 @@
 // The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown; with
 // -workers N > 1, N worker processes do that and this one supervises them (cluster.ts).
-// Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
-// signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
+// Exit codes: exit-codes.ts (ServerExit); a bad flag or configuration throws UsageError, which cli.ts maps.
 import { hostname } from 'node:os';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runMain } from '../cli.ts';
-import { parseFlags, usage, UsageError, type ExitCodeLine, type FlagTable } from '../flags.ts';
+import { runMain } from '../cli.ts';
+import { SERVER_EXIT_CODES, ServerExit } from '../exit-codes.ts';
+import { parseFlags, usage, UsageError, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
 import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
 import { boundedWriter, jsonLineWriter, lineBatcher } from './access-log.ts';
@@ -35,12 +35,6 @@ export const serverFlags = {
   idle_timeout: { kind: 'seconds', default: DEFAULT_SERVER_LIMITS.idleTimeoutMs / 1000, min: 0, max: 2_000_000, describe: 'close a connection (GOAWAY) with no RPC for this long (0: never)' },
   workers: { kind: 'int', default: 0, min: 0, max: 64, describe: 'processes serving the port: 1 serves in this process; 0 one per CPU available (at most 4, and as many as the memory limit holds)', arg: 'n' },
 } as const satisfies FlagTable;
-
-const EXIT_CODES: readonly ExitCodeLine[] = [
-  [EXIT_OK, 'shut down gracefully (or -help)'],
-  [EXIT_FAILURE, 'could not serve (port in use, address not available), or forced by a second signal'],
-  [EXIT_USAGE, 'bad flag or configuration (bad value, unreadable or non-PEM certificate or key, or a mismatched pair)'],
-];
 
 export interface ServerCliOptions extends ServerOptions {
   /** processes serving the port (1: this one; 0 resolved to the CPUs available) */
@@ -128,8 +122,8 @@ async function serve(options: ServerOptions): Promise<RunningServer> {
 async function main(): Promise<number | undefined> {
   const options = serverOptionsFromArgs(process.argv.slice(2), process.env);
   if (options === 'help') {
-    process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX, EXIT_CODES)}\n`);
-    return EXIT_OK;
+    process.stdout.write(`${usage(serverFlags, 'server [flags]', ENV_PREFIX, SERVER_EXIT_CODES)}\n`);
+    return ServerExit.SHUT_DOWN;
   }
   if (isWorker()) return serveAsWorker(options);
   if (options.workers > 1) return superviseWorkers(options);
@@ -143,12 +137,12 @@ async function main(): Promise<number | undefined> {
     if (++signals > 1) {
       process.stderr.write(`${signal} again: forcing exit with ${server.inFlight()} RPCs in flight\n`);
       server.forceShutdown();
-      process.exit(EXIT_FAILURE);
+      process.exit(ServerExit.FORCED);
     }
     process.stderr.write(`${signal}: NOT_SERVING, draining ${server.inFlight()} RPCs in flight (grace ${options.graceMs / 1000}s)\n`);
     void server.shutdown().then((clean) => {
       process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
-      process.exit(EXIT_OK);
+      process.exit(ServerExit.SHUT_DOWN);
     });
   };
   process.on('SIGTERM', onSignal);
@@ -162,7 +156,7 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   const primary = await startWorkers(options.workers);
   primary.onWorkerDeath((why) => {
     process.stderr.write(`server: ${why}: stopping\n`);
-    void primary.force().then(() => process.exit(EXIT_FAILURE));
+    void primary.force().then(() => process.exit(ServerExit.CANNOT_SERVE));
   });
 
   let signals = 0;
@@ -170,7 +164,7 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
     if (++signals > 1) {
       const inFlight = await primary.force();
       process.stderr.write(`${signal} again: forcing exit with ${inFlight} RPCs in flight\n`);
-      process.exit(EXIT_FAILURE);
+      process.exit(ServerExit.FORCED);
     }
     const { inFlight, done } = await primary.drain(options.graceMs);
     if (signals > 1) return;
@@ -178,7 +172,7 @@ async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
     const clean = await done;
     if (signals > 1) return;
     process.stderr.write(clean ? 'drained, exiting\n' : `grace period over: cut the RPCs still in flight, exiting\n`);
-    process.exit(EXIT_OK);
+    process.exit(ServerExit.SHUT_DOWN);
   };
   process.on('SIGTERM', (s) => void onSignal(s));
   process.on('SIGINT', (s) => void onSignal(s));
@@ -196,17 +190,17 @@ async function serveAsWorker(options: ServerCliOptions): Promise<undefined> {
     report(message, () => process.exit(code));
   };
   const server = await serve(options).catch((err: unknown) => {
-    exitAfter({ evt: 'failed', message: listenError(err, options).message, exitCode: EXIT_FAILURE }, EXIT_FAILURE);
+    exitAfter({ evt: 'failed', message: listenError(err, options).message }, ServerExit.CANNOT_SERVE);
     return new Promise<never>(() => {});
   });
   onCommand((command) => {
     if (command.cmd === 'drain') {
       report({ evt: 'draining', inFlight: server.inFlight() });
-      void server.shutdown(command.graceMs).then((clean) => exitAfter({ evt: 'drained', clean }, EXIT_OK));
+      void server.shutdown(command.graceMs).then((clean) => exitAfter({ evt: 'drained', clean }, ServerExit.SHUT_DOWN));
     } else {
       const inFlight = server.inFlight();
       server.forceShutdown();
-      exitAfter({ evt: 'forcing', inFlight }, EXIT_FAILURE);
+      exitAfter({ evt: 'forcing', inFlight }, ServerExit.FORCED);
     }
   });
   report({ evt: 'listening', port: server.port });

@@ -8,7 +8,7 @@
 // curl or a browser at it, and it ends only with the request (which is still checked as HTTP/2 asks until
 // then, content-length and flow control included).
 import type { HeaderList } from '../h2/hpack.ts';
-import { httpDate } from './fast-path.ts';
+import { httpDate } from './http-date.ts';
 import { healthAnswer } from './http-health.ts';
 
 export interface Refusal {

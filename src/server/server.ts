@@ -77,7 +77,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     server.addService(service, implementation);
   };
   // The packages add their services themselves, through this: it notes their methods and which stream.
-  const registrar = { addService: (service, implementation) => add(service, implementation, true) } as Server;
+  const registrar: Pick<Server, 'addService'> = { addService: (service, implementation) => add(service, implementation, true) };
   add(greeterService, greeterImplementation(options, options.hostname), false);
   const streams = greeterStreams(options, options.hostname);
   add(greeterStreamService, streams.implementation, false);
@@ -138,13 +138,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // Connections end with their last stream, including health Watch streams that never end by
         // themselves: once the calls that end by themselves are answered, end those too. (The front door sees
         // every call, fast or forwarded, until its answer has gone out; grpc-js counts one done when it sends it.)
-        const poll = setInterval(() => {
-          if (door.callsOpen() === 0) door.destroy();
-        }, 20);
+        void door.callsDone().then(() => door.destroy());
         void door.closed().then(() => {
           clearTimeout(graceOver);
           clearTimeout(cut);
-          clearInterval(poll);
           injector.destroy();
           server.forceShutdown();
           resolve(clean && !forced);

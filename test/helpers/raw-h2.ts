@@ -10,8 +10,8 @@ import { testCa } from '../../src/generated/test-pki.ts';
 import { SAY_HELLO_PATH } from '../../src/rpc-names.ts';
 import { grpcFrame } from './raw-grpc.ts';
 
-/** How long a wait for the server lasts by default */
-export const WAIT_MS = 3000;
+/** How long a wait for the server lasts by default: a bound for a stuck server, far above a busy machine's slowest answer */
+export const WAIT_MS = 10_000;
 export const MAX_FRAME = 16_384;
 
 export interface Received {

@@ -1,7 +1,8 @@
 // What -stream prints: a line per reply as it comes, and a line for how each stream ended (its counts, its
 // status, who answered and how long it took).
 import { statusName } from '../../status.ts';
-import { formatMs, from } from '../report.ts';
+import { formatMs } from '../milliseconds.ts';
+import { from } from '../report.ts';
 import type { RequestResult } from '../run.ts';
 import type { ReceivedMessage } from './result.ts';
 
