@@ -4,7 +4,8 @@
 // the exit code, how many messages, when) is predicted from the VirtualService (route timeout, delay) and
 // the stream's own shape (-messages, -stream_interval), never written by hand. docs/streams.md says what each
 // timeout does to a stream in Envoy, and where the local HAProxy differs.
-import { exitCodeForStatus, statusName } from '../src/status.ts';
+import { exitCodeForStatus } from '../src/exit-codes.ts';
+import { statusName } from '../src/status.ts';
 import { loadVirtualService, ScenarioError, type ClientRun } from './scenarios.ts';
 import type { VirtualServiceModel } from './virtual-service.ts';
 
