@@ -6,6 +6,8 @@ import { UsageError } from './flags.ts';
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** The server only: a SayHello asked it to crash (-crash_rate, x-helloworld-fault: crash; docs/resilience.md). */
+export const EXIT_CRASH = 3;
 
 export function errorLine(program: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

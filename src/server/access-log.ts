@@ -9,6 +9,7 @@
 // write(2) each.
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
+import { ATTEMPT_HEADER, attemptFromHeader } from './faults.ts';
 
 /**
  * The client's address, as the front door saw it, on a call forwarded to grpc-js (forward.ts): the log reads
@@ -23,6 +24,8 @@ export interface AccessLogEntry {
   peer: string;
   authority: string;
   user_agent: string;
+  /** the attempt Envoy counted (its x-envoy-attempt-count request header: 2 is the first retry); only when sent */
+  attempt?: number;
   code: number;
   status: string;
   details?: string;
@@ -58,6 +61,8 @@ export class CallRecord {
   private done = false;
   /** a streaming method's messages so far; undefined for a unary one, whose line has no counts */
   messages: { received: number; sent: number } | undefined;
+  /** the request's x-envoy-attempt-count, when it had a valid one */
+  attempt: number | undefined = undefined;
 
   constructor(
     readonly path: string,
@@ -98,21 +103,19 @@ export class CallRecord {
     if (this.counter) this.counter.inFlight--;
     if (!this.log) return;
     const time = isoTime(this.startedAt);
-    const { path: method, peer, authority, userAgent: user_agent } = this;
+    const { path: method, peer, authority, userAgent: user_agent, attempt } = this;
     const status = statusName(code);
     const duration_ms = Math.round((performance.now() - this.started) * 1000) / 1000;
-    // the documented field order: details (only when not OK), then a stream's counts, before duration_ms
+    // the documented field order: the attempt (only when Envoy counted one), details (only when not OK), then a
+    // stream's counts, before duration_ms
+    const head = attempt === undefined ? { time, method, peer, authority, user_agent, code, status } : { time, method, peer, authority, user_agent, attempt, code, status };
     if (this.messages) {
       const { received: messages_received, sent: messages_sent } = this.messages;
       const counts = { messages_received, messages_sent, duration_ms };
-      this.log(code !== 0 && details ? { time, method, peer, authority, user_agent, code, status, details, ...counts } : { time, method, peer, authority, user_agent, code, status, ...counts });
+      this.log(code !== 0 && details ? { ...head, details, ...counts } : { ...head, ...counts });
       return;
     }
-    this.log(
-      code !== 0 && details
-        ? { time, method, peer, authority, user_agent, code, status, details, duration_ms }
-        : { time, method, peer, authority, user_agent, code, status, duration_ms },
-    );
+    this.log(code !== 0 && details ? { ...head, details, duration_ms } : { ...head, duration_ms });
   }
 }
 
@@ -187,6 +190,8 @@ class TrackedCall implements ServerInterceptingCallInterface {
     }
     const [ua] = metadata.get('user-agent');
     if (ua !== undefined) this.record.userAgent = String(ua);
+    const [attempt] = metadata.get(ATTEMPT_HEADER);
+    this.record.attempt = attemptFromHeader(attempt === undefined ? undefined : String(attempt));
   }
 
   cancelled(): void {

@@ -19,7 +19,7 @@ import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
+import { ATTEMPT_HEADER, attemptFromHeader, BadOverride, crashDetails, planRequest, type FaultOptions, type Plan } from './faults.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
@@ -60,22 +60,25 @@ export function httpDate(): string {
   return dateValue;
 }
 
-/** The OK answer's headers, as grpc-js sends them, encoded again only when the date or the hostname changes. */
-let okHeaders: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
+/** The OK answer's headers, as grpc-js sends them (with the attempt Envoy counted, when it did). */
+function okHeaders(hostname: string, attempt: number | undefined): HeaderList {
+  return [
+    [':status', '200'],
+    ['content-type', 'application/grpc+proto'],
+    ['grpc-accept-encoding', 'identity,deflate,gzip'],
+    ['grpc-encoding', 'identity'],
+    ['hostname', hostname],
+    ...(attempt === undefined ? [] : ([['attempt', String(attempt)]] as HeaderList)),
+    ['date', httpDate()],
+  ];
+}
+
+/** okHeaders without an attempt, encoded again only when the date or the hostname changes (only calls through Envoy have one). */
+let okCache: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
 function okHeadersBlock(hostname: string): Buffer {
   const date = httpDate();
-  if (okHeaders.date !== date || okHeaders.hostname !== hostname) {
-    const block = encodeHeaders([
-      [':status', '200'],
-      ['content-type', 'application/grpc+proto'],
-      ['grpc-accept-encoding', 'identity,deflate,gzip'],
-      ['grpc-encoding', 'identity'],
-      ['hostname', hostname],
-      ['date', date],
-    ]);
-    okHeaders = { date, hostname, block };
-  }
-  return okHeaders.block;
+  if (okCache.date !== date || okCache.hostname !== hostname) okCache = { date, hostname, block: encodeHeaders(okHeaders(hostname, undefined)) };
+  return okCache.block;
 }
 
 /** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
@@ -109,6 +112,7 @@ export class FastCall implements StreamHandler {
   ) {
     const { headers } = stream;
     this.record = tracker.begin(SAY_HELLO_PATH, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
+    this.record.attempt = attemptFromHeader(headers[ATTEMPT_HEADER]);
     stream.handler = this;
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
@@ -139,8 +143,14 @@ export class FastCall implements StreamHandler {
    * (greeter.ts in grpc-js), whose answers carry the hostname; grpc-js' own (a deadline, no message) do not.
    */
   private fail(code: number, details: string, byHandler: boolean): void {
-    this.stream.respond(trailersOnly(code, details, byHandler ? [['hostname', this.hostname]] : []), true);
+    this.stream.respond(trailersOnly(code, details, byHandler ? this.replyMetadata() : []), true);
     this.finish(code, details);
+  }
+
+  /** The Greeter's metadata on every answer: the hostname, and the attempt Envoy counted (when it did). */
+  private replyMetadata(): HeaderList {
+    const { attempt } = this.record;
+    return attempt === undefined ? [['hostname', this.hostname]] : [['hostname', this.hostname], ['attempt', String(attempt)]];
   }
 
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
@@ -192,6 +202,7 @@ export class FastCall implements StreamHandler {
       if (!(err instanceof BadOverride)) throw err;
       return this.fail(3, err.message, true);
     }
+    if (plan.end === 'hang') return; // the deadline (still armed) or the client going away ends it
     if (plan.delayMs <= 0) return this.answer(plan);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
     this.cancelDelay = afterDelay(plan.delayMs, () => this.answer(plan));
@@ -201,8 +212,12 @@ export class FastCall implements StreamHandler {
     const { stream } = this;
     this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
+    if (plan.end === 'crash') {
+      this.finish(14, crashDetails(plan.endWhy ?? 'crash'));
+      return this.options.crash?.(plan.endWhy ?? 'crash');
+    }
     if (plan.fail) return this.fail(plan.fail.code, plan.fail.details, true);
-    stream.respond(okHeadersBlock(this.hostname));
+    stream.respond(this.record.attempt === undefined ? okHeadersBlock(this.hostname) : okHeaders(this.hostname, this.record.attempt));
     stream.write(frame(SAY_HELLO.responseSerialize({ message: `Hello ${this.name}` })));
     stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');

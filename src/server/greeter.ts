@@ -3,12 +3,20 @@
 import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { HelloReply, HelloRequest } from '../proto.ts';
 import { afterDelay } from './delay.ts';
-import { BadOverride, planRequest, type FaultOptions, type Plan } from './faults.ts';
+import { ATTEMPT_HEADER, attemptFromHeader, BadOverride, crashDetails, planRequest, type FaultOptions, type Plan } from './faults.ts';
 
 /** The `hostname` metadata every answer carries. */
 export function hostnameMetadata(hostname: string): Metadata {
   const metadata = new Metadata();
   metadata.set('hostname', hostname);
+  return metadata;
+}
+
+/** SayHello's answer metadata: the hostname, and the attempt Envoy counted when the request carries one. */
+export function replyMetadata(hostname: string, request: Metadata): Metadata {
+  const metadata = hostnameMetadata(hostname);
+  const attempt = attemptFromHeader(headerOf(request)(ATTEMPT_HEADER));
+  if (attempt !== undefined) metadata.set('attempt', String(attempt));
   return metadata;
 }
 
@@ -23,7 +31,7 @@ export function headerOf(metadata: Metadata): (name: string) => string | undefin
 export function greeterImplementation(options: FaultOptions, hostname: string): UntypedServiceImplementation {
   return {
     SayHello(call: ServerUnaryCall<HelloRequest, HelloReply>, callback: sendUnaryData<HelloReply>) {
-      const metadata = hostnameMetadata(hostname);
+      const metadata = replyMetadata(hostname, call.metadata);
       let plan: Plan;
       try {
         plan = planRequest(options, headerOf(call.metadata));
@@ -32,8 +40,15 @@ export function greeterImplementation(options: FaultOptions, hostname: string): 
         callback({ code: status.INVALID_ARGUMENT, details: err.message, metadata });
         return;
       }
+      if (plan.end === 'hang') return; // grpc-js ends the call at its deadline, or when its client goes away
       const answer = () => {
-        if (plan.fail) {
+        if (plan.end === 'crash') {
+          // the status is recorded (access-log.ts logs it as it goes to grpc-js) but never reaches the client:
+          // the crash ends every connection in this same turn of the event loop
+          const why = plan.endWhy ?? 'crash';
+          callback({ code: status.UNAVAILABLE, details: crashDetails(why), metadata });
+          options.crash?.(why);
+        } else if (plan.fail) {
           callback({ code: plan.fail.code, details: plan.fail.details, metadata });
         } else {
           call.sendMetadata(metadata);

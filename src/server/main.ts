@@ -1,9 +1,10 @@
 // The server's command line: flags -> ServerOptions -> startServer(), signals -> graceful shutdown; with
 // -workers N > 1, N worker processes do that and this one supervises them (cluster.ts).
 // Exit codes: 0 after a graceful shutdown, 1 could not serve (e.g. port in use) or forced by a second
-// signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key).
+// signal, 2 bad flags or configuration (unreadable, non-PEM or mismatched certificate and key), 3 a SayHello
+// asked for a crash (-crash_rate, x-helloworld-fault: crash).
 import { hostname } from 'node:os';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runMain } from '../cli.ts';
+import { EXIT_CRASH, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runMain } from '../cli.ts';
 import { parseFlags, usage, UsageError, type ExitCodeLine, type FlagTable } from '../flags.ts';
 import { parseStatusCode } from '../status.ts';
 import { loadKeyPair, loadRoots, testServerKeyPair } from '../tls.ts';
@@ -26,6 +27,7 @@ export const serverFlags = {
   grace: { kind: 'seconds', default: 10, min: 0, describe: 'on SIGTERM/SIGINT, how long in-flight RPCs may take to finish (streams still open then end UNAVAILABLE)' },
   fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls (and GreeterStream streams) answered with -fail_code', arg: '0..1' },
   fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
+  crash_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls that make the server EXIT (code 3) without answering, for retry and outlier tests', arg: '0..1' },
   access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
   max_concurrent_streams: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxConcurrentStreams, min: 1, max: 2 ** 31 - 1, describe: 'HTTP/2 streams one connection may have open (past it: REFUSED_STREAM)', arg: 'n' },
   max_header_list_size: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxHeaderListSize, min: 4096, max: 16 * 1024 * 1024, describe: 'request header list size, bytes (past it the stream is reset)', arg: 'bytes' },
@@ -40,6 +42,7 @@ const EXIT_CODES: readonly ExitCodeLine[] = [
   [EXIT_OK, 'shut down gracefully (or -help)'],
   [EXIT_FAILURE, 'could not serve (port in use, address not available), or forced by a second signal'],
   [EXIT_USAGE, 'bad flag or configuration (bad value, unreadable or non-PEM certificate or key, or a mismatched pair)'],
+  [EXIT_CRASH, 'crashed on purpose: a SayHello drew -crash_rate or sent x-helloworld-fault: crash'],
 ];
 
 export interface ServerCliOptions extends ServerOptions {
@@ -80,6 +83,8 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
     graceMs: flags.grace * 1000,
     failRate: flags.fail_rate,
     failCode,
+    crashRate: flags.crash_rate,
+    crash: crashProcess,
     hostname: hostname(),
     accessLog: flags.access_log ? jsonLineWriter(stdoutLines.write) : null,
     workers: flags.workers === 0 ? autoWorkers() : flags.workers,
@@ -94,6 +99,17 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
       idleTimeoutMs: flags.idle_timeout * 1000,
     },
   };
+}
+
+/**
+ * A planned crash: the serving process ends at once, every call in flight with it (their connections close
+ * unanswered), exit code EXIT_CRASH; with -workers the primary then stops every other worker and exits with
+ * the same code. The access log is flushed first (the crashing call's own line included).
+ */
+function crashProcess(why: string): void {
+  process.stderr.write(`server: CRASH on purpose (${why}): exiting with code ${EXIT_CRASH} without answering\n`);
+  stdoutLines.flush();
+  process.exit(EXIT_CRASH);
 }
 
 function describeListen(options: ServerOptions, port: number): string {
@@ -132,6 +148,9 @@ async function main(): Promise<number | undefined> {
     return EXIT_OK;
   }
   if (isWorker()) return serveAsWorker(options);
+  if (options.crashRate) {
+    process.stderr.write(`server: WARNING -crash_rate ${options.crashRate}: that fraction of SayHello calls ENDS THIS SERVER (exit ${EXIT_CRASH}) without answering\n`);
+  }
   if (options.workers > 1) return superviseWorkers(options);
 
   const server = await serve(options).catch((err: unknown) => {
@@ -160,9 +179,9 @@ async function main(): Promise<number | undefined> {
 
 async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   const primary = await startWorkers(options.workers);
-  primary.onWorkerDeath((why) => {
+  primary.onWorkerDeath((why, code) => {
     process.stderr.write(`server: ${why}: stopping\n`);
-    void primary.force().then(() => process.exit(EXIT_FAILURE));
+    void primary.force().then(() => process.exit(code === EXIT_CRASH ? EXIT_CRASH : EXIT_FAILURE));
   });
 
   let signals = 0;
