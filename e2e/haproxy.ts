@@ -13,7 +13,10 @@
 //   maps its local replies to gRPC calls (503 -> UNAVAILABLE, ...);
 // - `percentage.value` -> `rand(1000000) lt value*10000` (Envoy's per-million fraction), drawn
 //   independently for delay and abort; omitted = 0 % = never;
-// - a port named `tls` -> a `mode tcp` frontend: opaque bytes, the routes and faults do not apply.
+// - a port named `tls` -> a `mode tcp` frontend: opaque bytes, the routes and faults do not apply;
+// - a Service without a sidecar in front (`tcp`) -> `mode tcp`, `balance roundrobin`: kube-proxy, which
+//   balances connections, not calls;
+// - several replicas, retries, load balancing, circuit breaking, outlier detection: traffic-policy.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -22,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
+import { renderBackendPolicy, serverOptions, type BackendPolicy } from './traffic-policy.ts';
 import { accepts, freePort } from '../test/helpers/ports.ts';
 export { freePort };
 
@@ -43,9 +47,13 @@ export interface Endpoint {
 export interface FrontendSpec {
   name: string;
   listen: Endpoint;
-  /** the Service port's protocol as Istio reads its name: `grpc` is parsed (L7), `tls` is opaque TCP */
-  protocol: 'grpc' | 'tls';
+  /** the Service port's protocol as Istio reads its name: `grpc` is parsed (L7), `tls` is opaque TCP; `tcp`: no sidecar at all (kube-proxy) */
+  protocol: 'grpc' | 'tls' | 'tcp';
   backend: Endpoint;
+  /** more replicas than `backend` (which is the first) */
+  replicas?: Endpoint[];
+  /** grpc: the route's retries and the DestinationRule's policy (traffic-policy.ts) */
+  policy?: BackendPolicy;
   /** the VirtualService in force; none = the baseline (the VirtualService deleted) */
   virtualService?: VirtualServiceModel;
 }
@@ -169,7 +177,10 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
   for (const f of frontends) {
     if (!/^[a-z][a-z0-9_]*$/.test(f.name)) throw new Error(`frontend name ${f.name}: use [a-z0-9_]`);
     out.push('', `frontend ${f.name}`);
-    if (f.protocol === 'tls') {
+    if (f.protocol === 'tcp') {
+      out.push('    # no sidecar: kube-proxy balances connections (each one stays with the replica it was given)');
+      out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
+    } else if (f.protocol === 'tls') {
       out.push('    # a "tls" port: the sidecar proxies opaque TCP, VirtualService http routes (and faults) do not apply');
       out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
       if (f.virtualService) out.push(`    # (VirtualService ${f.virtualService.name} is in force, and has nothing to act on here)`);
@@ -180,11 +191,15 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
     }
     out.push(`    default_backend ${f.name}_backend`);
     out.push('', `backend ${f.name}_backend`);
-    if (f.protocol === 'tls') {
-      out.push('    mode tcp', `    server s1 ${f.backend.host}:${f.backend.port}`);
+    const servers = [f.backend, ...(f.replicas ?? [])];
+    if (f.protocol !== 'grpc') {
+      out.push('    mode tcp', ...(servers.length > 1 ? ['    balance roundrobin'] : []));
+      servers.forEach((b, i) => out.push(`    server s${i + 1} ${b.host}:${b.port}`));
     } else {
       // 'proto h2' is required: otherwise HAProxy speaks HTTP/1.1 to the gRPC server (-> 502)
-      out.push('    mode http', `    server s1 ${f.backend.host}:${f.backend.port} proto h2`);
+      out.push('    mode http', ...(f.policy ? renderBackendPolicy(f.policy) : []));
+      const options = f.policy ? serverOptions(f.policy) : '';
+      servers.forEach((b, i) => out.push(`    server s${i + 1} ${b.host}:${b.port} proto h2${options}`));
     }
   }
   return `${out.join('\n')}\n`;
