@@ -38,7 +38,7 @@ export interface ScenarioReport {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function logEntries(server: SpawnedServer): ServerLogEntry[] {
+export function logEntries(server: SpawnedServer): ServerLogEntry[] {
   return server
     .stdout()
     .split('\n')
@@ -59,7 +59,7 @@ process.on('exit', () => {
   for (const s of servers) s.child.kill('SIGKILL');
 });
 
-async function startServer(args: string[]): Promise<SpawnedServer> {
+export async function startServer(args: string[]): Promise<SpawnedServer> {
   const server = await spawnServer(args);
   servers.add(server);
   void server.exited.then(() => servers.delete(server));

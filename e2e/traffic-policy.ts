@@ -13,7 +13,8 @@
 //   loadBalancer LEAST_REQUEST                      balance leastconn
 //   consistentHash.httpHeaderName                   balance hdr(NAME) + hash-type consistent
 //   connectionPool.http.http2MaxRequests            server maxconn N (per replica: equal with one replica)
-//   connectionPool.http.http1MaxPendingRequests     server maxqueue N; past it 503 -> UNAVAILABLE
+//   connectionPool.http.http1MaxPendingRequests     queue() of the backend: with N waiting, a call is answered
+//                                                   at once grpc-status 14 (Envoy: overflow, flag UO)
 //   outlierDetection.consecutive5xxErrors N         observe layer4 error-limit N on-error mark-down
 //
 // What it cannot model (those scenarios run only in e2e:kind; docs/resilience.md lists them):
@@ -152,7 +153,15 @@ export function renderBackendPolicy({ retries, traffic }: BackendPolicy): string
     if (lb?.kind !== 'header-hash') lines.push('    option redispatch 1');
     if (retries.perTryTimeoutMs !== undefined) lines.push(`    timeout server ${Math.round(retries.perTryTimeoutMs)}ms`);
   }
-  if (traffic.pool?.maxPending !== undefined) lines.push('    timeout queue 60s');
+  const pool = traffic.pool;
+  if (pool?.maxRequests !== undefined) {
+    // the calls past maxconn wait in the queue; past the pending limit, Envoy's overflow answer
+    lines.push(`    # circuit breaker: ${pool.maxRequests} calls in flight (server maxconn), ${pool.maxPending ?? 0} waiting, the rest refused at once`);
+    lines.push('    timeout queue 60s # a pending call waits for a free slot (HAProxy would give up after timeout connect)');
+    lines.push(`    http-request set-var(txn.grpc_local) bool(true) if { queue() ge ${pool.maxPending ?? 0} } { srv_conn(s1) ge ${pool.maxRequests} }`);
+    lines.push('    http-request return status 200 hdr grpc-status 14 hdr grpc-message "upstream overflow (circuit breaker)" if { var(txn.grpc_local) -m bool }');
+    lines.push('    http-after-response set-header content-type application/grpc if { var(txn.grpc_local) -m bool }');
+  }
   return lines;
 }
 
@@ -160,7 +169,6 @@ export function renderBackendPolicy({ retries, traffic }: BackendPolicy): string
 export function serverOptions({ traffic }: BackendPolicy): string {
   const options: string[] = [];
   if (traffic.pool?.maxRequests) options.push(`maxconn ${traffic.pool.maxRequests}`);
-  if (traffic.pool?.maxPending !== undefined) options.push(`maxqueue ${Math.max(1, traffic.pool.maxPending)}`);
   // an ejected replica: marked down at the first N connection errors, back when a health check passes
   if (traffic.outlier) options.push(`check inter ${Math.round(traffic.outlier.intervalMs)}ms observe layer4 error-limit ${traffic.outlier.consecutiveErrors} on-error mark-down`);
   return options.length ? ` ${options.join(' ')}` : '';
