@@ -14,7 +14,9 @@
 // until 3 consecutive calls show its effect (60 s cap), run the scenario's calls with `kubectl exec` into
 // the client pod (the client measures its own latency: kubectl's overhead does not count), check the
 // client sidecar's access log (DI / FI) and the server's, delete the VirtualService and see the baseline
-// return -> clean up (unless --keep).
+// return -> the resilience scenarios (e2e/resilience.ts, run by kind-resilience.ts: servers set per scenario,
+// VirtualServices and DestinationRules applied, the client's counts and every replica's access log checked)
+// -> clean up (unless --keep).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -36,6 +38,8 @@ import {
   type ServerLogEntry,
 } from './scenarios.ts';
 import { maxDelayMs } from './virtual-service.ts';
+import { runResiliencePlans } from './kind-resilience.ts';
+import { planResilience, resilienceScenarios, runsInKind } from './resilience.ts';
 
 export const DEFAULT_CLUSTER = 'grpc-helloworld-e2e';
 /** Everything the plan deploys goes here, not in `default`: the manifests must work in any namespace. */
@@ -94,6 +98,9 @@ export const USAGE = `usage: npm run e2e:kind -- [--dry-run] [--keep] [--cluster
 
 export class UsageError extends Error {}
 
+/** The fault scenarios, then the resilience scenarios kind runs (the others are local-only: e2e/resilience.ts). */
+export const allScenarioNames = () => [...scenarios.map((s) => s.name), ...resilienceScenarios.filter(runsInKind).map((s) => s.name)];
+
 export interface KindOptions {
   dryRun: boolean;
   keep: boolean;
@@ -124,8 +131,9 @@ export function parseKindArgs(argv: readonly string[]): KindOptions {
         break;
       case '--only': {
         o.only = value().split(',').map((s) => s.trim()).filter(Boolean);
-        const unknown = o.only.filter((n) => !scenarios.some((s) => s.name === n));
-        if (unknown.length > 0) throw new UsageError(`--only: unknown scenario ${unknown.join(', ')} (known: ${scenarios.map((s) => s.name).join(', ')})`);
+        const known = allScenarioNames();
+        const unknown = o.only.filter((n) => !known.includes(n));
+        if (unknown.length > 0) throw new UsageError(`--only: unknown scenario ${unknown.join(', ')} (known: ${known.join(', ')})`);
         break;
       }
       case '-h':
@@ -230,12 +238,16 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
   const sh = new Shell(o.dryRun, out, deps);
   const context = `kind-${o.cluster}`;
   const kubectl = (ns: string | null, ...args: string[]) => ['kubectl', '--context', context, ...(ns ? ['-n', ns] : []), ...args];
-  const plans = planScenarios(o.only.length > 0 ? o.only : undefined);
+  const faultNames = scenarios.map((s) => s.name);
+  const onlyFaults = o.only.filter((n) => faultNames.includes(n));
+  const onlyResilience = o.only.filter((n) => !faultNames.includes(n));
+  const plans = o.only.length === 0 || onlyFaults.length > 0 ? planScenarios(onlyFaults.length > 0 ? onlyFaults : undefined) : [];
+  const resilience = o.only.length === 0 || onlyResilience.length > 0 ? planResilience(onlyResilience).filter((p) => runsInKind(p.scenario)) : [];
   const image = imageRef();
   const failures: string[] = [];
 
   sh.note(`e2e:kind${o.dryRun ? ' plan (dry run: nothing is run)' : ''}: cluster ${o.cluster} (kubectl context ${context}), image ${image}`);
-  sh.note(`scenarios: ${plans.map((p) => p.scenario.name).join(', ')}`);
+  sh.note(`scenarios: ${[...plans, ...resilience].map((p) => p.scenario.name).join(', ')}`);
   if (o.dryRun) sh.note('CALL_START below: the time the call started (RFC 3339); "poll" lines: the command after them is repeated');
 
   // ---- versions ------------------------------------------------------------------------------------
@@ -336,6 +348,14 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
       const problems = await runScenario(sh, kubectl, plan);
       failures.push(...problems.map((p) => `${plan.scenario.name}: ${p}`));
     }
+    failures.push(
+      ...(await runResiliencePlans(
+        sh,
+        kubectl,
+        { namespace: NAMESPACE, clientDeployment: CLIENT_DEPLOYMENT, clientContainer: CLIENT_CONTAINER, serverContainer: SERVER_CONTAINER, server: SERVERS.grpc },
+        resilience,
+      )),
+    );
   } catch (err) {
     failures.push(err instanceof Error ? err.message : String(err));
   } finally {
@@ -352,7 +372,7 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
     for (const f of failures) out(`#   ${f}`);
     return 1;
   }
-  out(`# all ${plans.length} scenarios passed`);
+  out(`# all ${plans.length + resilience.length} scenarios passed`);
   return 0;
 }
 
