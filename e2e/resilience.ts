@@ -67,6 +67,11 @@ export const RESILIENCE_CALLS = 100;
 
 const V1_TWO: Replicas = { replicas: 2, args: [] };
 
+/** A load-balancing scenario: two plain replicas, one DestinationRule, the calls on one connection. */
+function balancing(name: string, file: string, summary: string, args: string[]): ResilienceScenario {
+  return { name, summary, files: [file], servers: { v1: V1_TWO }, args: ['-timeout', '10', ...args] };
+}
+
 export const resilienceScenarios: ResilienceScenario[] = [
   {
     name: 'fail-rate-no-retries',
@@ -104,34 +109,15 @@ export const resilienceScenarios: ResilienceScenario[] = [
     servers: { v1: { replicas: 1, args: ['-sleep', '2'] } },
     args: ['-timeout', '10', '-count', '10', '-concurrency', '10'],
   },
-  {
-    name: 'round-robin',
-    summary: 'ROUND_ROBIN over two replicas: 20 calls on one connection, 10 each (within 2)',
-    files: ['lb-round-robin.yaml'],
-    servers: { v1: V1_TWO },
-    args: ['-timeout', '10', '-count', '20'],
-  },
-  {
-    name: 'least-request',
-    summary: 'LEAST_REQUEST over two replicas: 40 sequential calls spread over both',
-    files: ['lb-least-request.yaml'],
-    servers: { v1: V1_TWO },
-    args: ['-timeout', '10', '-count', '40'],
-  },
-  {
-    name: 'random',
-    summary: 'RANDOM over two replicas: each gets a binomial share of 40 calls',
-    files: ['lb-random.yaml'],
-    servers: { v1: V1_TWO },
-    args: ['-timeout', '10', '-count', '40'],
-  },
-  {
-    name: 'consistent-hash',
-    summary: "consistent hash on x-user: 20 calls with 'x-user: alice' all answered by one replica",
-    files: ['lb-consistent-hash.yaml'],
-    servers: { v1: V1_TWO },
-    args: ['-timeout', '10', '-count', '20', '-H', 'x-user: alice'],
-  },
+  balancing('round-robin', 'lb-round-robin.yaml', 'ROUND_ROBIN over two replicas: 20 calls on one connection, 10 each (within 2)', ['-count', '20']),
+  balancing('least-request', 'lb-least-request.yaml', 'LEAST_REQUEST over two replicas: 40 sequential calls spread over both', ['-count', '40']),
+  balancing('random', 'lb-random.yaml', 'RANDOM over two replicas: each gets a binomial share of 40 calls', ['-count', '40']),
+  balancing('consistent-hash', 'lb-consistent-hash.yaml', "consistent hash on x-user: 20 calls with 'x-user: alice' all answered by one replica", [
+    '-count',
+    '20',
+    '-H',
+    'x-user: alice',
+  ]),
   {
     name: 'connections-pinned',
     summary: 'no sidecar (kube-proxy balances connections): 20 calls on one connection all go to one replica',
