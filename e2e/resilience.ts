@@ -42,6 +42,8 @@ export type Expectation =
   | { kind: 'failure-rate'; failRate: number; p: number; bound: Bound; code: number }
   /** a replica in crash mode is ejected: at most `maxFailures` calls fail, none in the second half; it answers nothing */
   | { kind: 'ejection'; maxFailures: number; bad: Version }
+  /** every attempt hangs: each one cut after `perTryMs` and retried, `tries` in all, then UNAVAILABLE */
+  | { kind: 'per-try-timeout'; tries: number; perTryMs: number }
   /** every call OK although a replica crashes: the retries took them elsewhere */
   | { kind: 'retried'; bad: Version }
   /** at most `maxOk` calls served at once (each after `sleepMs`); the rest fail fast, UNAVAILABLE */
@@ -101,6 +103,13 @@ export const resilienceScenarios: ResilienceScenario[] = [
     files: ['retries.yaml'],
     servers: { v1: { replicas: 1, args: [] }, v2: { replicas: 1, args: ['-crash_rate', '1'] } },
     args: ['-timeout', '10', '-count', '20', '-interval', '0.05'],
+  },
+  {
+    name: 'per-try-timeout',
+    summary: 'retries.yaml, every call hanging (x-helloworld-fault: hang): each attempt cut after 1 s and retried, 4 in all, then UNAVAILABLE',
+    files: ['retries.yaml'],
+    servers: { v1: { replicas: 1, args: [] } },
+    args: ['-timeout', '10', '-count', '2', '-concurrency', '2', '-H', 'x-helloworld-fault: hang'],
   },
   {
     name: 'circuit-breaker',
@@ -200,8 +209,13 @@ export function planResilienceScenario(scenario: ResilienceScenario): Resilience
   const bad: Version | undefined = v2 && flag(v2.args, 'crash_rate') === '1' ? 'v2' : undefined;
   const failRate = Number(flag(v1.args, 'fail_rate') ?? 0);
   let expectation: Expectation;
+  const hangs = scenario.args.some((a) => /^x-helloworld-fault:\s*hang$/i.test(a));
   if (m.mirror) {
     expectation = { kind: 'mirror' };
+  } else if (hangs) {
+    const perTryMs = m.retries.perTryTimeoutMs;
+    if (perTryMs === undefined || !m.retries.retryOn.includes('reset')) throw new ResilienceError(`${where}: hanging calls need a per-try timeout and retries on reset`);
+    expectation = { kind: 'per-try-timeout', tries: m.retries.attempts + 1, perTryMs };
   } else if (failRate > 0) {
     // Envoy retries a trailers-only UNAVAILABLE (-fail_code's default) when retryOn has `unavailable`
     const retried = m.retries.attempts > 0 && m.retries.retryOn.includes('unavailable');
@@ -284,6 +298,16 @@ export function checkResilience(plan: ResiliencePlan, seen: Observed): string[] 
         if (r.ok > 0) say(`the crashing replica ${r.name} answered ${r.ok} calls OK`);
         if (r.logged > e.maxFailures) say(`the crashing replica ${r.name} logged ${r.logged} calls, want at most ${e.maxFailures}: it got calls after its ejection`);
       }
+      break;
+    }
+    case 'per-try-timeout': {
+      const [lo, hi] = [e.tries * e.perTryMs - 100, e.tries * e.perTryMs + 3000];
+      for (const r of requests) {
+        if (r.status !== 'UNAVAILABLE') say(`a hanging call ended ${r.status}, want UNAVAILABLE (the last per-try timeout): ${r.details ?? ''}`);
+        if (r.latency_ms < lo || r.latency_ms > hi) say(`a hanging call ended after ${r.latency_ms} ms, want ${lo}..${hi} (${e.tries} tries of ${e.perTryMs} ms)`);
+      }
+      const logged = replicas.reduce((n, r) => n + r.logged, 0);
+      if (logged !== plan.count * e.tries) say(`the servers logged ${logged} attempts, want ${plan.count * e.tries} (${e.tries} per call)`);
       break;
     }
     case 'retried': {

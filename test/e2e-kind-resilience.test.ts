@@ -100,13 +100,13 @@ class SimulatedMesh {
     if (verb === 'delete') this.applied = [];
     if (verb === 'get') return ok(this.pods().map((p) => `${p.name} ${p.version}\n`).join(''));
     if (verb === 'logs') return ok((this.logs.get(rest[1]!) ?? []).map((e) => JSON.stringify(e)).join('\n'));
-    if (verb === 'exec') return ok(JSON.stringify({ requests: this.client() }));
+    if (verb === 'exec') return ok(JSON.stringify({ requests: this.client(rest.slice(rest.indexOf('--') + 4)) }));
     return ok();
   }
 
-  /** The client's requests for the scenario in force, and the pods' logs of them. */
-  private client() {
-    const plan = this.plans.find((p) => p.scenario.files.join() === this.applied.join())!;
+  /** The client's requests for the scenario in force (its files, and these client args), and the pods' logs of them. */
+  private client(args: string[]) {
+    const plan = this.plans.find((p) => p.scenario.files.join() === this.applied.join() && p.scenario.args.join() === args.slice(0, -1).join())!;
     const pods = this.pods();
     const time = new Date(this.t + 1).toISOString();
     const line = (pod: string, status = 'OK', authority = 'grpc-helloworld-service:10000') =>
@@ -132,6 +132,9 @@ class SimulatedMesh {
         line(v2[0]!.name, 'UNAVAILABLE');
         for (let i = 0; i < n; i++) line(v1[0]!.name);
         return Array.from({ length: n }, () => request());
+      case 'per-try-timeout':
+        for (let i = 0; i < n * e.tries; i++) line(v1[0]!.name, 'CANCELLED');
+        return Array.from({ length: n }, () => request('UNAVAILABLE', e.tries * e.perTryMs + 200));
       case 'overflow':
         for (let i = 0; i < e.maxOk; i++) line(v1[0]!.name);
         return Array.from({ length: n }, (_, i) => (i < e.maxOk ? request('OK', e.sleepMs + 10) : request('UNAVAILABLE', 3)));

@@ -25,6 +25,7 @@ describe('the resilience plans, predicted from k8s/istio', () => {
       'fail-rate-default-retries',
       'ejection',
       'retry-on-reset',
+      'per-try-timeout',
       'circuit-breaker',
       'round-robin',
       'least-request',
@@ -50,6 +51,7 @@ describe('the resilience plans, predicted from k8s/istio', () => {
     expect(plan('ejection').expectation).toEqual({ kind: 'ejection', maxFailures: 3, bad: 'v2' });
     expect(plan('retry-on-reset').expectation).toEqual({ kind: 'retried', bad: 'v2' });
     expect(plan('retry-on-reset').policy.retries).toEqual({ attempts: 3, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'reset'], perTryTimeoutMs: 1000 });
+    expect(plan('per-try-timeout').expectation).toEqual({ kind: 'per-try-timeout', tries: 4, perTryMs: 1000 });
     expect(plan('circuit-breaker').expectation).toEqual({ kind: 'overflow', maxOk: 3, sleepMs: 2000 });
     expect(plan('round-robin').expectation).toEqual({ kind: 'spread', balancer: 'round-robin', bound: { lo: 8, hi: 12 } });
     expect(plan('random').expectation).toEqual({ kind: 'spread', balancer: 'random', bound: { lo: 7, hi: 33 } });
