@@ -18,7 +18,10 @@
 //   session`, on HAProxy's admin socket) each of its streams that long after its request ended, as Envoy's
 //   route timeout starts when the whole request is in (docs/streams.md);
 // - a gateway that terminates TLS (`terminateTls`) -> `bind ... ssl alpn h2`, plaintext h2 to the server;
-// - `streamIdleTimeoutMs` (Envoy's stream_idle_timeout, which Istio sets to 0) -> the backend's `timeout server`.
+// - `streamIdleTimeoutMs` (Envoy's stream_idle_timeout, which Istio sets to 0) -> the backend's `timeout server`;
+// - a Service without a sidecar in front (`tcp`) -> `mode tcp`, `balance roundrobin`: kube-proxy, which
+//   balances connections, not calls;
+// - several replicas, retries, load balancing, circuit breaking, outlier detection: traffic-policy.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -27,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { statusName } from '../src/status.ts';
 import type { MatchCondition, StringMatch, VirtualServiceModel } from './virtual-service.ts';
+import { renderBackendPolicy, serverOptions, type BackendPolicy } from './traffic-policy.ts';
 import { accepts, freePort } from '../test/helpers/ports.ts';
 export { freePort };
 
@@ -112,9 +116,13 @@ export interface Endpoint {
 export interface FrontendSpec {
   name: string;
   listen: Endpoint;
-  /** the Service port's protocol as Istio reads its name: `grpc` is parsed (L7), `tls` is opaque TCP */
-  protocol: 'grpc' | 'tls';
+  /** the Service port's protocol as Istio reads its name: `grpc` is parsed (L7), `tls` is opaque TCP; `tcp`: no sidecar at all (kube-proxy) */
+  protocol: 'grpc' | 'tls' | 'tcp';
   backend: Endpoint;
+  /** more replicas than `backend` (which is the first) */
+  replicas?: Endpoint[];
+  /** grpc: the route's retries and the DestinationRule's policy (traffic-policy.ts) */
+  policy?: BackendPolicy;
   /** the VirtualService in force; none = the baseline (the VirtualService deleted) */
   virtualService?: VirtualServiceModel;
   /** an ingress gateway terminating TLS (ALPN h2) with this certificate; `grpc` only */
@@ -238,10 +246,18 @@ export const pemFile = (luaFile: string, frontend: string) => join(dirname(luaFi
 
 function backendLines(name: string, f: FrontendSpec): string[] {
   const out = ['', `backend ${name}`];
-  if (f.protocol === 'tls') return [...out, '    mode tcp', `    server s1 ${f.backend.host}:${f.backend.port}`];
+  const servers = [f.backend, ...(f.replicas ?? [])];
+  if (f.protocol !== 'grpc') {
+    out.push('    mode tcp', ...(servers.length > 1 ? ['    balance roundrobin'] : []));
+    servers.forEach((b, i) => out.push(`    server s${i + 1} ${b.host}:${b.port}`));
+    return out;
+  }
   if (f.streamIdleTimeoutMs !== undefined) out.push(`    timeout server ${Math.round(f.streamIdleTimeoutMs)}ms`);
   // 'proto h2' is required: otherwise HAProxy speaks HTTP/1.1 to the gRPC server (-> 502)
-  return [...out, '    mode http', `    server s1 ${f.backend.host}:${f.backend.port} proto h2`];
+  out.push('    mode http', ...(f.policy ? renderBackendPolicy(f.policy) : []));
+  const options = f.policy ? serverOptions(f.policy) : '';
+  servers.forEach((b, i) => out.push(`    server s${i + 1} ${b.host}:${b.port} proto h2${options}`));
+  return out;
 }
 
 /** The whole haproxy.cfg: one frontend per spec, each with its own backend. */
@@ -265,7 +281,10 @@ export function renderHaproxyConfig({ luaFile, frontends }: RenderOptions): stri
   for (const f of frontends) {
     if (!/^[a-z][a-z0-9_]*$/.test(f.name)) throw new Error(`frontend name ${f.name}: use [a-z0-9_]`);
     out.push('', `frontend ${f.name}`);
-    if (f.protocol === 'tls') {
+    if (f.protocol === 'tcp') {
+      out.push('    # no sidecar: kube-proxy balances connections (each one stays with the replica it was given)');
+      out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
+    } else if (f.protocol === 'tls') {
       out.push('    # a "tls" port: the sidecar proxies opaque TCP, VirtualService http routes (and faults) do not apply');
       out.push('    mode tcp', `    bind ${f.listen.host}:${f.listen.port}`);
       if (f.virtualService) out.push(`    # (VirtualService ${f.virtualService.name} is in force, and has nothing to act on here)`);

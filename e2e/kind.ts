@@ -16,7 +16,9 @@
 // client sidecar's access log (DI / FI) and the server's, delete the VirtualService and see the baseline
 // return -> the stream scenarios a mesh can run (e2e/stream-scenarios.ts: a route timeout cutting a server
 // stream, a delay, a stream through an ingress gateway that terminates TLS, for which the plan adds the
-// ingress gateway to the install) -> clean up (unless --keep).
+// ingress gateway to the install) -> the resilience scenarios (e2e/resilience.ts, run by kind-resilience.ts:
+// servers set per scenario, VirtualServices and DestinationRules applied, the client's counts and every
+// replica's access log checked) -> clean up (unless --keep).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -49,6 +51,8 @@ import {
   type StreamPrediction,
 } from './stream-scenarios.ts';
 import { maxDelayMs } from './virtual-service.ts';
+import { runResiliencePlans } from './kind-resilience.ts';
+import { planResilience, resilienceScenarios, runsInKind } from './resilience.ts';
 
 export const DEFAULT_CLUSTER = 'grpc-helloworld-e2e';
 /** Everything the plan deploys goes here, not in `default`: the manifests must work in any namespace. */
@@ -110,8 +114,8 @@ export const USAGE = `usage: npm run e2e:kind -- [--dry-run] [--keep] [--cluster
 
 export class UsageError extends Error {}
 
-/** Every scenario the kind e2e knows: the unary ones, then the streams a mesh can run. */
-export const allScenarioNames = () => [...scenarios, ...meshStreamScenarios()].map((s) => s.name);
+/** Every scenario the kind e2e knows: the unary fault ones, the streams a mesh can run, then the resilience ones kind runs (the others are local-only: e2e/resilience.ts). */
+export const allScenarioNames = () => [...scenarios, ...meshStreamScenarios(), ...resilienceScenarios.filter(runsInKind)].map((s) => s.name);
 
 export interface KindOptions {
   dryRun: boolean;
@@ -254,13 +258,15 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
   const unaryOnly = only(scenarios.map((s) => s.name));
   const plans = unaryOnly?.length === 0 ? [] : planScenarios(unaryOnly);
   const streamOnly = only(meshStreamScenarios().map((s) => s.name));
-  const streamPlans = planStreamScenarios(meshStreamScenarios().filter((s) => !streamOnly || streamOnly.includes(s.name)));
+  const streamPlans = streamOnly?.length === 0 ? [] : planStreamScenarios(meshStreamScenarios().filter((s) => !streamOnly || streamOnly.includes(s.name)));
   const gateway = streamPlans.some((p) => p.scenario.via === 'gateway');
+  const resilienceOnly = only(resilienceScenarios.map((s) => s.name));
+  const resilience = resilienceOnly?.length === 0 ? [] : planResilience(resilienceOnly ?? []).filter((p) => runsInKind(p.scenario));
   const image = imageRef();
   const failures: string[] = [];
 
   sh.note(`e2e:kind${o.dryRun ? ' plan (dry run: nothing is run)' : ''}: cluster ${o.cluster} (kubectl context ${context}), image ${image}`);
-  sh.note(`scenarios: ${[...plans, ...streamPlans].map((p) => p.scenario.name).join(', ')}`);
+  sh.note(`scenarios: ${[...plans, ...streamPlans, ...resilience].map((p) => p.scenario.name).join(', ')}`);
   if (o.dryRun) sh.note('CALL_START below: the time the call started (RFC 3339); "poll" lines: the command after them is repeated');
 
   // ---- versions ------------------------------------------------------------------------------------
@@ -370,6 +376,14 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
       const problems = await runStreamScenario(sh, kubectl, plan);
       failures.push(...problems.map((p) => `${plan.scenario.name}: ${p}`));
     }
+    failures.push(
+      ...(await runResiliencePlans(
+        sh,
+        kubectl,
+        { namespace: NAMESPACE, clientDeployment: CLIENT_DEPLOYMENT, clientContainer: CLIENT_CONTAINER, serverContainer: SERVER_CONTAINER, server: SERVERS.grpc },
+        resilience,
+      )),
+    );
   } catch (err) {
     failures.push(err instanceof Error ? err.message : String(err));
   } finally {
@@ -386,7 +400,7 @@ export async function kindE2e(o: KindOptions, out: (line: string) => void, deps:
     for (const f of failures) out(`#   ${f}`);
     return 1;
   }
-  out(`# all ${plans.length + streamPlans.length} scenarios passed`);
+  out(`# all ${plans.length + streamPlans.length + resilience.length} scenarios passed`);
   return 0;
 }
 

@@ -4,10 +4,12 @@
 // model as an HAProxy configuration (haproxy.ts); the kind e2e applies the same file to a real mesh.
 //
 // A route's `timeout` (Envoy's route timeout and max_grpc_timeout, docs/streams.md) is read too: the local
-// proxy cuts a call at it (haproxy.ts). Anything else in a VirtualService changes what the sidecar does in
-// ways the local proxy would not show (retries, rewrites, mirrors, subsets, TCP/TLS routes, ...), so it is
-// rejected with an error that names the field, rather than silently ignored: a local pass must mean what a
-// mesh pass means.
+// proxy cuts a call at it (haproxy.ts). A route's `retries` is read as well (Istio's default policy when a
+// route has none: ISTIO_DEFAULT_RETRIES); what of it the local proxy can render is traffic-policy.ts's business.
+//
+// Anything else in a VirtualService changes what the sidecar does in ways the local proxy would not show
+// (rewrites, mirrors, subsets, TCP/TLS routes, ...), so it is rejected with an error that names the field,
+// rather than silently ignored: a local pass must mean what a mesh pass means.
 import { parseAllDocuments } from 'yaml';
 import { STATUS_NAMES, type StatusName } from '../src/status.ts';
 
@@ -37,8 +39,31 @@ export interface Fault {
   abort?: { grpcStatus: number; percent: number; from: string };
 }
 
+/** A route's retry policy, as Istio turns it into Envoy's (pilot/pkg/networking/core/route/retry/retry.go). */
+export interface RetryPolicy {
+  /** retries after the first attempt; 0: none at all */
+  attempts: number;
+  /** Envoy's retry_on conditions */
+  retryOn: string[];
+  perTryTimeoutMs?: number;
+}
+
+/**
+ * What Istio gives a route without `retries` (and what an explicit policy without `retryOn` retries on): the
+ * same in Istio 1.22 to 1.30 (docs/resilience.md cites the source).
+ */
+export const ISTIO_DEFAULT_RETRIES: RetryPolicy = {
+  attempts: 2,
+  retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+};
+
+/** The retry policy a route gets: its own, or Istio's default. */
+export const retryPolicy = (route: Pick<HttpRoute, 'retries'>): RetryPolicy => route.retries ?? ISTIO_DEFAULT_RETRIES;
+
 export interface HttpRoute {
   name: string;
+  /** set only when the route has `retries` (retryPolicy() gives the default otherwise) */
+  retries?: RetryPolicy;
   /** null: matches every call (a catch-all route); otherwise any one entry matching selects this route */
   match: MatchCondition[] | null;
   fault: Fault;
@@ -264,8 +289,7 @@ class Reader {
   route(v: unknown, path: string): HttpRoute {
     const r = this.object(v, path);
     const notLocal = 'changes what the sidecar does to a call in a way the local proxy does not render';
-    this.keys(r, path, ['name', 'match', 'route', 'fault', 'timeout'], {
-      retries: `retries ${notLocal}`,
+    this.keys(r, path, ['name', 'match', 'route', 'fault', 'timeout', 'retries'], {
       rewrite: `rewrite ${notLocal}`,
       redirect: 'redirects do not apply to gRPC calls',
       directResponse: `directResponse ${notLocal}`,
@@ -302,8 +326,32 @@ class Reader {
       // an entry with no condition matches everything, and so does the whole list
       match = conditions.length === 0 || conditions.some((c) => !c.uri && !c.method && c.headers.length === 0) ? null : conditions;
     }
-    const fault = r.fault === undefined ? {} : this.fault(r.fault, `${path}.fault`);
-    return { name, match, fault, ...(r.timeout !== undefined ? { timeoutMs: this.timeout(r.timeout, `${path}.timeout`) } : {}) };
+    return {
+      name,
+      match,
+      fault: r.fault === undefined ? {} : this.fault(r.fault, `${path}.fault`),
+      ...(r.retries === undefined ? {} : { retries: this.retries(r.retries, `${path}.retries`) }),
+      ...(r.timeout === undefined ? {} : { timeoutMs: this.timeout(r.timeout, `${path}.timeout`) }),
+    };
+  }
+
+  retries(v: unknown, path: string): RetryPolicy {
+    const r = this.object(v, path);
+    this.keys(r, path, ['attempts', 'retryOn', 'perTryTimeout'], {
+      retryRemoteLocalities: 'localities do not exist locally',
+      retryIgnorePreviousHosts: 'not rendered locally (retries go to another replica when there is one)',
+    });
+    const attempts = r.attempts ?? 0;
+    if (typeof attempts !== 'number' || !Number.isInteger(attempts) || attempts < 0) this.fail(`${path}.attempts`, 'expected a whole number, 0 or more');
+    // Istio: an explicit policy without retryOn keeps the default conditions
+    const retryOn = r.retryOn === undefined ? ISTIO_DEFAULT_RETRIES.retryOn : this.string(r.retryOn, `${path}.retryOn`).split(',').map((c) => c.trim()).filter(Boolean);
+    let perTryTimeoutMs: number | undefined;
+    if (r.perTryTimeout !== undefined) {
+      const text = this.string(r.perTryTimeout, `${path}.perTryTimeout`);
+      perTryTimeoutMs = parseDurationMs(text);
+      if (perTryTimeoutMs === undefined || perTryTimeoutMs < 1) this.fail(`${path}.perTryTimeout`, `${JSON.stringify(text)} is not a duration of at least 1ms`);
+    }
+    return { attempts, retryOn, ...(perTryTimeoutMs === undefined ? {} : { perTryTimeoutMs }) };
   }
 
   virtualService(doc: unknown): VirtualServiceModel {

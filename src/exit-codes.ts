@@ -16,6 +16,8 @@ export const ServerExit = {
   /** a second signal cut the drain short */
   FORCED: EXIT_FAILURE,
   USAGE: EXIT_USAGE,
+  /** a SayHello asked it to crash (-crash_rate, x-helloworld-fault: crash; docs/resilience.md) */
+  CRASHED: 3,
 } as const;
 
 export const ClientExit = {
@@ -37,6 +39,7 @@ export const SERVER_EXIT_CODES: readonly ExitCodeLine[] = [
   [ServerExit.SHUT_DOWN, 'shut down gracefully (or -help)'],
   [ServerExit.CANNOT_SERVE, 'could not serve (port in use, address not available), or forced by a second signal'],
   [ServerExit.USAGE, 'bad flag or configuration (bad value, unreadable or non-PEM certificate or key, or a mismatched pair)'],
+  [ServerExit.CRASHED, 'crashed on purpose: a SayHello drew -crash_rate or sent x-helloworld-fault: crash'],
 ];
 
 export function clientExitCodes(): ExitCodeLine[] {

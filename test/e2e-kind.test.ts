@@ -237,7 +237,7 @@ describe('npm run e2e:kind: arguments and tools', () => {
 
   it.each([
     [['--bogus'], /unknown argument "--bogus"/],
-    [['--only', 'nope'], /--only: unknown scenario nope \(known: delay, delay-deadline, abort, header-delay, percent-delay, tls-passthrough, stream-gateway-tls, stream-timeout, stream-delay\)/],
+    [['--only', 'nope'], /--only: unknown scenario nope \(known: delay, delay-deadline, abort, header-delay, percent-delay, tls-passthrough, stream-gateway-tls, stream-timeout, stream-delay, fail-rate-no-retries, [a-z-, ]+, mirror\)/],
     [['--cluster'], /--cluster needs a value/],
     [['--cluster', 'Bad_Name'], /a kind cluster name is lower-case/],
   ])('%j is a usage error (exit 2)', (args, message) => {
@@ -455,9 +455,10 @@ describe('npm run e2e:kind, for real against a simulated cluster', () => {
   }
   const execs = (c: SimulatedCluster) => c.commands.filter((a) => a.includes('exec'));
 
-  it('passes every scenario on a mesh that behaves, polling through the config push, and cleans up', async () => {
+  it('passes every fault and stream scenario on a mesh that behaves, polling through the config push, and cleans up', async () => {
     const cluster = new SimulatedCluster();
-    const { code, out } = await run([], cluster, 60_000);
+    // (the resilience scenarios against a simulated cluster: test/e2e-kind-resilience.test.ts)
+    const { code, out } = await run(['--only', [...scenarios, ...meshStreamScenarios()].map((s) => s.name).join(',')], cluster, 60_000);
     expect(code, out).toBe(0);
     expect(out).toContain('# all 9 scenarios passed');
     for (const s of [...scenarios, ...meshStreamScenarios()]) expect(out).toContain(`# scenario ${s.name}: passed`);

@@ -17,7 +17,8 @@ import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const haproxy = findHaproxy();
-const vsFiles = readdirSync(istioDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+// the files that are one VirtualService (DestinationRules and mirror.yaml: test/e2e-resilience.test.ts)
+const vsFiles = readdirSync(istioDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !/^kind: DestinationRule$/m.test(readFileSync(join(istioDir, f), 'utf8')));
 
 const vs = (spec: string) => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -111,7 +112,7 @@ describe('reading a VirtualService', () => {
   const refused: [string, string, RegExp][] = [
     ['a typo', `  http:\n    - fault: {delay: {fixedDelay: 3s, percent: 50}}\n${route}`, /percent: the deprecated integer `percent`/],
     ['an unknown field', `  http:\n    - fault: {delay: {fixedDelay: 3s, percentage: {valu: 5}}}\n${route}`, /percentage\.valu: unknown field/],
-    ['retries', `  http:\n    - retries: {attempts: 3}\n${route}`, /spec\.http\[0\]\.retries: retries changes what the sidecar does/],
+    ['retries locality', `  http:\n    - retries: {attempts: 3, retryRemoteLocalities: true}\n${route}`, /spec\.http\[0\]\.retries\.retryRemoteLocalities: localities do not exist locally/],
     ['a route timeout of 0s (Istio: no timeout)', `  http:\n    - timeout: 0s\n${route}`, /timeout: a timeout under 1ms \(0s disables it in Istio\)/],
     ['a route timeout without a unit', `  http:\n    - timeout: "2"\n${route}`, /timeout: "2" is not a duration/],
     ['a subset', `  http:\n    - route: [{destination: {host: grpc-helloworld-service, subset: v1}}]`, /subset: subsets need a DestinationRule/],

@@ -6,7 +6,8 @@
 // that is not listed here makes compilation fail, rather than being ignored silently:
 // - `nullable` is ajv's own (OpenAPI) keyword;
 // - `x-kubernetes-list-type` is checked: `set` items unique, `map` items unique on `x-kubernetes-list-map-keys`;
-// - `x-kubernetes-validations` (CEL) is checked for the one rule these schemas use (a Go duration >= 1ms);
+// - `x-kubernetes-validations` (CEL) is checked for the rules these schemas use (a Go duration >= 1ms, and the
+//   DestinationRule's no-wildcard and non-empty-key rules);
 //   any other rule fails compilation, so a schema update cannot quietly skip one;
 // - `x-kubernetes-preserve-unknown-fields: true` lifts `additionalProperties: false` where it stands;
 // - the rest are merge/patch annotations with nothing to check.
@@ -58,6 +59,10 @@ const CEL_RULES: Record<string, (value: unknown) => boolean> = {
     const ns = typeof value === 'string' ? parseGoDuration(value) : undefined;
     return ns !== undefined && ns >= 1e6;
   },
+  // DestinationRule: a `host` without wildcards, subset `labels` keys neither empty nor wildcards
+  '!self.contains("*")': (value) => typeof value === 'string' && !value.includes('*'),
+  'self.all(key, !key.contains("*"))': (value) => typeof value === 'object' && value !== null && Object.keys(value).every((k) => !k.includes('*')),
+  'self.all(key, key.size() != 0)': (value) => typeof value === 'object' && value !== null && Object.keys(value).every((k) => k.length !== 0),
 };
 
 function preprocess(node: Json): Json {
@@ -187,6 +192,8 @@ export class SchemaSet {
     // the manifests' version only (v1beta1 and v1alpha3 are byte-identical in the source: test/schemas/README.md)
     const gateway = istioRoot(preprocess(loadSchema('gateway_v1.json')) as JsonObject, ['networking.istio.io/v1'], 'Gateway');
     this.validators.set('networking.istio.io/v1/Gateway', ajv.compile(gateway));
+    const destinationRule = istioRoot(preprocess(loadSchema('destinationrule_v1.json')) as JsonObject, ['networking.istio.io/v1'], 'DestinationRule');
+    this.validators.set('networking.istio.io/v1/DestinationRule', ajv.compile(destinationRule));
   }
 
   kinds(): string[] {

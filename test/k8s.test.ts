@@ -393,6 +393,47 @@ const SCENARIOS: Record<string, Array<{ match?: unknown; delay?: [string, number
   'stream-timeout': [{ timeout: '2s' }],
 };
 
+/**
+ * The resilience scenarios (docs/resilience.md): each file's objects (kind and what it sets), as the table in
+ * docs/resilience.md describes them. A VirtualService is grpc-helloworld-virtual-service, a DestinationRule
+ * grpc-helloworld-destination-rule, so applying one scenario replaces the one before of the same kind.
+ */
+const RESILIENCE: Record<string, Array<{ kind: 'VirtualService' | 'DestinationRule'; sets: unknown }>> = {
+  'retries-default': [{ kind: 'VirtualService', sets: { retries: { attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes' } } }],
+  retries: [{ kind: 'VirtualService', sets: { retries: { attempts: 3, perTryTimeout: '1s', retryOn: 'connect-failure,refused-stream,unavailable,cancelled,reset' } } }],
+  'retries-off': [{ kind: 'VirtualService', sets: { retries: { attempts: 0 } } }],
+  'outlier-detection': [{ kind: 'DestinationRule', sets: { outlierDetection: { consecutive5xxErrors: 3, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 50 } } }],
+  'circuit-breaker': [
+    { kind: 'DestinationRule', sets: { connectionPool: { tcp: { maxConnections: 1 }, http: { http2MaxRequests: 2, http1MaxPendingRequests: 1, maxRequestsPerConnection: 100 } } } },
+  ],
+  'lb-round-robin': [{ kind: 'DestinationRule', sets: { loadBalancer: { simple: 'ROUND_ROBIN' } } }],
+  'lb-least-request': [{ kind: 'DestinationRule', sets: { loadBalancer: { simple: 'LEAST_REQUEST' } } }],
+  'lb-random': [{ kind: 'DestinationRule', sets: { loadBalancer: { simple: 'RANDOM' } } }],
+  'lb-consistent-hash': [{ kind: 'DestinationRule', sets: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } }],
+  mirror: [
+    { kind: 'VirtualService', sets: { route: [{ destination: { host: SERVICE, subset: 'v1' } }], mirror: { host: SERVICE, subset: 'v2' }, mirrorPercentage: { value: 100 } } },
+    { kind: 'DestinationRule', sets: { subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] } },
+  ],
+};
+
+/** What a resilience file's object sets: a VirtualService's one route without its name, a DestinationRule's policy or subsets. */
+function resilienceShape(o: KubeObject): unknown {
+  const spec = (o as unknown as { spec: Record<string, unknown> }).spec;
+  if (o.kind === 'DestinationRule') return spec.trafficPolicy ?? { subsets: spec.subsets };
+  const [route, ...more] = (spec.http as Array<Record<string, unknown>>) ?? [];
+  if (more.length > 0) return 'more than one route';
+  const { name: _name, ...rest } = route ?? {};
+  return 'retries' in rest ? { retries: rest.retries } : rest;
+}
+
+function destinationRuleProblems(dr: KubeObject): string[] {
+  const spec = (dr as unknown as { spec: { host: string; subsets?: Array<{ labels: Record<string, string> }> } }).spec;
+  const problems: string[] = [];
+  if (dr.metadata?.name !== 'grpc-helloworld-destination-rule') problems.push(`named ${String(dr.metadata?.name)}: every scenario uses grpc-helloworld-destination-rule, so one replaces another`);
+  if (spec.host !== SERVICE) problems.push(`host ${spec.host}, want ${SERVICE}`);
+  return problems;
+}
+
 function scenarioShape(vs: VirtualService): unknown {
   return vs.spec.http.map((r) => ({
     ...(r.match ? { match: r.match } : {}),
@@ -412,7 +453,7 @@ describe('vendored schemas', () => {
   it('are the files test/schemas/README.md lists, byte for byte', () => {
     const readme = readFileSync(join(root, 'test/schemas/README.md'), 'utf8');
     const rows = [...readme.matchAll(/^\| ([\w.-]+\.json) \| (\d+) \| ([0-9a-f]{40}) \| ([0-9a-f]{64}) \|$/gm)];
-    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json', 'secret-v1.json', 'gateway_v1.json']);
+    expect(rows.map((r) => r[1])).toEqual(['deployment-apps-v1.json', 'service-v1.json', 'virtualservice_v1.json', 'secret-v1.json', 'gateway_v1.json', 'destinationrule_v1.json']);
     expect(readdirSync(join(root, 'test/schemas')).filter((f) => f.endsWith('.json')).sort()).toEqual(rows.map((r) => r[1]).sort());
     for (const [, file, bytes, , sha256] of rows) {
       const data = readFileSync(join(root, 'test/schemas', file!));
@@ -423,6 +464,7 @@ describe('vendored schemas', () => {
   it('cover every kind the manifests use', () => {
     expect(schemas.kinds().sort()).toEqual([
       'apps/v1/Deployment',
+      'networking.istio.io/v1/DestinationRule',
       'networking.istio.io/v1/Gateway',
       'networking.istio.io/v1/VirtualService',
       'networking.istio.io/v1beta1/VirtualService',
@@ -436,7 +478,16 @@ describe('Istio scenarios (k8s/istio/*.yaml, each usable on its own)', () => {
   const files = istioScenarios();
 
   it('are exactly the known scenarios', () => {
-    expect(Object.keys(files).sort()).toEqual(Object.keys(SCENARIOS).sort());
+    expect(Object.keys(files).sort()).toEqual([...Object.keys(SCENARIOS), ...Object.keys(RESILIENCE)].sort());
+  });
+
+  it.each(Object.keys(RESILIENCE))('%s.yaml: schema-valid, named to replace its kind\'s scenario, setting what the table says', (name) => {
+    const objects = readYamlFile(files[name]!);
+    expect(objects.map((o) => ({ kind: o.kind, sets: resilienceShape(o) }))).toEqual(RESILIENCE[name]);
+    for (const o of objects) {
+      expect(schemas.validate(o)).toEqual([]);
+      expect(o.kind === 'VirtualService' ? virtualServiceProblems(o as VirtualService) : destinationRuleProblems(o)).toEqual([]);
+    }
   });
 
   it.each(Object.keys(SCENARIOS))('%s.yaml: one VirtualService, schema-valid, with the fault it is named for', (name) => {
@@ -513,7 +564,7 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
 
   it('include the documented ones', () => {
     expect(dirs).toEqual(
-      expect.arrayContaining(['base', 'plaintext', 'plaintext-grpc-probe', 'plaintext-httpget', 'tls', 'client', 'istio', 'gateway', 'gateway-passthrough', 'gateway-secret']),
+      expect.arrayContaining(['base', 'plaintext', 'plaintext-v2', 'plaintext-grpc-probe', 'plaintext-httpget', 'tls', 'client', 'istio', 'gateway', 'gateway-passthrough', 'gateway-secret']),
     );
   });
 
@@ -556,6 +607,18 @@ describe.skipIf(!kubectl)('kustomize overlays (kubectl kustomize, offline)', () 
         ],
       });
     }
+  });
+
+  it('mirror.yaml: its subsets select the pods of k8s/plaintext (v1) and k8s/plaintext-v2 (v2), which the one Service selects', () => {
+    const [, dr] = readYamlFile(istioScenarios().mirror!) as [unknown, { spec: { subsets: Array<{ name: string; labels: Record<string, string> }> } }];
+    const podLabels = (dir: string) => rendered[dir]!.filter(isDeployment).map((d) => d.spec.template.metadata.labels);
+    const selects = (labels: Record<string, string>, pods: Record<string, string>) => Object.entries(labels).every(([k, v]) => pods[k] === v);
+    const [v1, v2] = dr.spec.subsets;
+    expect(podLabels('plaintext').map((l) => selects(v1!.labels, l))).toEqual([true]);
+    expect(podLabels('plaintext-v2').map((l) => [selects(v1!.labels, l), selects(v2!.labels, l)])).toEqual([[false, true]]);
+    const service = rendered.plaintext!.find(isService)!;
+    expect(podLabels('plaintext-v2').map((l) => selects(service.spec.selector, l))).toEqual([true]);
+    expect(rendered['plaintext-v2']!.map((o) => `${String(o.kind)}/${String(o.metadata?.name)}`)).toEqual([`Deployment/${PLAINTEXT_NAMES.deployment}-v2`]);
   });
 
   it('k8s/istio applies the delay scenario, exactly as k8s/istio/delay.yaml has it', () => {

@@ -34,6 +34,8 @@ export interface Answer {
   details: string;
   /** the `hostname` metadata of the answer (response headers or trailers) */
   hostname?: string;
+  /** the `attempt` metadata of the answer: the retry attempt the server saw counted by Envoy (1 the first, 2 the first retry) */
+  attempt?: number;
   /** the response message (without the prefix); only with code OK */
   message?: Buffer;
   /** response headers arrived: something spoke HTTP/2 back (false: the status is the client's own reading) */
@@ -169,7 +171,15 @@ export function readAnswer(response: Headers, trailers: Headers | undefined, bod
 export function readStatus(response: Headers, trailers: Headers | undefined, ending: Ending): Answer {
   const hostname = header(trailers, 'hostname') ?? header(response, 'hostname');
   const envoy = viaEnvoy(response) || (trailers !== undefined && viaEnvoy(trailers));
-  const withHost = (a: Omit<Answer, 'answered' | 'envoy'>): Answer => ({ ...a, ...(hostname === undefined ? {} : { hostname }), answered: true, envoy });
+  const attemptText = header(trailers, 'attempt') ?? header(response, 'attempt');
+  const attempt = attemptText !== undefined && /^[1-9]\d{0,8}$/.test(attemptText) ? Number(attemptText) : undefined;
+  const withHost = (a: Omit<Answer, 'answered' | 'envoy'>): Answer => ({
+    ...a,
+    ...(hostname === undefined ? {} : { hostname }),
+    ...(attempt === undefined ? {} : { attempt }),
+    answered: true,
+    envoy,
+  });
   const httpStatus = Number(response[':status']);
   const contentType = header(response, 'content-type') ?? '';
   const isGrpc = /^application\/grpc([+;]|$)/i.test(contentType);

@@ -25,6 +25,7 @@ export const clientFlags = {
   count: { kind: 'int', default: 1, min: 1, max: 10_000_000, describe: 'number of requests' },
   interval: { kind: 'seconds', default: 0, min: 0, max: 86_400, describe: 'time between the starts of requests' },
   concurrency: { kind: 'int', default: 1, min: 1, max: 10_000, describe: 'requests in flight at once (with -count)' },
+  connections: { kind: 'int', default: 1, min: 1, max: 1000, arg: 'n', describe: 'HTTP/2 connections, requests taking turns (an L4 balancer spreads connections, not calls)' },
   H: { kind: 'list', arg: "'key: value'", describe: 'request metadata, repeatable (keys ending in -bin take base64 values)' },
   authority: { kind: 'string', arg: 'host[:port]', describe: 'the :authority header (default: -server_addr, or -server_host_override with -tls)' },
   health: { kind: 'boolean', describe: 'call grpc.health.v1.Health/Check instead of SayHello; succeed only on SERVING' },
@@ -101,6 +102,8 @@ export interface ClientOptions {
   count: number;
   intervalMs: number;
   concurrency: number;
+  /** -connections: HTTP/2 connections the requests take turns on (default 1) */
+  connections?: number;
   /** [key, value] in order; keys lower case, -bin values base64 */
   metadata: Array<[string, string]>;
   call: CallKind;
@@ -157,6 +160,7 @@ export function clientOptionsFromArgs(argv: readonly string[], env: Readonly<Rec
     count: flags.count,
     intervalMs: flags.interval * 1000,
     concurrency: flags.concurrency,
+    ...(flags.connections > 1 ? { connections: flags.connections } : {}),
     metadata: flags.H.map(parseHeader),
     call: flags.health ? { kind: 'health', service: flags.service ?? '' } : { kind: 'hello', name: positionals[0] ?? 'world' },
     ...(stream ? { stream } : {}),

@@ -27,6 +27,8 @@ export interface Summary {
   latencyMs: LatencySummary;
   /** replica hostname -> requests it answered (requests without a hostname are not counted) */
   byHostname: Record<string, number>;
+  /** the attempt the answering server saw, as Envoy counted it ("2": the mesh retried once) -> requests; requests without one are not counted */
+  byMeshAttempt: Record<string, number>;
   /** -stream: messages the streams were to carry, and received */
   messages?: { asked: number; received: number };
 }
@@ -35,6 +37,7 @@ export async function summarize(results: readonly RequestResult[], health: boole
   const byStatus: Record<string, number> = {};
   const byServingStatus: Record<string, number> = {};
   const byHostname: Record<string, number> = {};
+  const byMeshAttempt: Record<string, number> = {};
   let ok = 0;
   let messages: Summary['messages'];
   for (const r of results) {
@@ -48,6 +51,7 @@ export async function summarize(results: readonly RequestResult[], health: boole
     byStatus[status] = (byStatus[status] ?? 0) + 1;
     if (health && r.message !== undefined) byServingStatus[r.message] = (byServingStatus[r.message] ?? 0) + 1;
     if (r.hostname !== undefined) byHostname[r.hostname] = (byHostname[r.hostname] ?? 0) + 1;
+    if (r.meshAttempt !== undefined) byMeshAttempt[r.meshAttempt] = (byMeshAttempt[r.meshAttempt] ?? 0) + 1;
   }
   return {
     count: results.length,
@@ -57,6 +61,7 @@ export async function summarize(results: readonly RequestResult[], health: boole
     ...(health ? { byServingStatus } : {}),
     latencyMs: await latencySummary(results.map((r) => r.latencyMs)),
     byHostname,
+    byMeshAttempt,
     ...(messages ? { messages } : {}),
   };
 }
@@ -82,8 +87,8 @@ async function latencySummary(latencies: readonly number[]): Promise<LatencySumm
   return { min, p50: at(50), p90: at(90), p99: at(99), max };
 }
 
-/** Who answered, and how long it took: "(from pod-a, 1.20 ms)", "(no server reached, 1000.0 ms)". */
-export function from(r: Pick<RequestResult, 'hostname' | 'envoy' | 'answeredBy' | 'reached' | 'latencyMs'>): string {
+/** Who answered, and how long it took: "(from pod-a, 1.20 ms)", "(from pod-b via Envoy, attempt 2, 3.10 ms)", "(no server reached, 1000.0 ms)". */
+export function from(r: Pick<RequestResult, 'hostname' | 'envoy' | 'answeredBy' | 'reached' | 'latencyMs' | 'meshAttempt'>): string {
   const envoy = r.envoy ? ' via Envoy' : '';
   const who =
     r.hostname !== undefined
@@ -93,7 +98,8 @@ export function from(r: Pick<RequestResult, 'hostname' | 'envoy' | 'answeredBy' 
         : r.reached
           ? 'no answer'
           : 'no server reached';
-  return `(${who}, ${formatMs(r.latencyMs)} ms)`;
+  const attempt = r.meshAttempt === undefined ? '' : `, attempt ${r.meshAttempt}`;
+  return `(${who}${attempt}, ${formatMs(r.latencyMs)} ms)`;
 }
 
 /** The line for one request, and whether it goes to stdout (OK) or stderr. */
@@ -110,7 +116,7 @@ export function requestLine(r: RequestResult, options: Pick<ClientOptions, 'call
 }
 
 /** The summary after -count > 1 requests, ping-style. */
-export function summaryText(summary: Summary, options: Pick<ClientOptions, 'target' | 'call' | 'stream'>): string {
+export function summaryText(summary: Summary, options: Pick<ClientOptions, 'target' | 'call' | 'stream' | 'connections'>): string {
   const counts = (m: Record<string, number>) =>
     Object.entries(m)
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
@@ -125,13 +131,20 @@ export function summaryText(summary: Summary, options: Pick<ClientOptions, 'targ
   const hosts = counts(summary.byHostname);
   const unnamed = summary.count - Object.values(summary.byHostname).reduce((a, b) => a + b, 0);
   const m = summary.messages;
+  const attempts = Object.entries(summary.byMeshAttempt)
+    .sort((a, b) => Number(a[0]) - Number(b[0]))
+    .map(([k, n]) => `${k}: ${n}`)
+    .join(', ');
+  const over = (options.connections ?? 1) > 1 ? ` over ${options.connections} connections` : '';
   return [
-    `--- ${methodPath(options)} on ${options.target.address}: ${summary.count} ${options.stream ? 'streams' : 'requests'}, ${summary.ok} OK, ${summary.failed} failed${
+    `--- ${methodPath(options)} on ${options.target.address}: ${summary.count} ${options.stream ? 'streams' : 'requests'}${over}, ${summary.ok} OK, ${summary.failed} failed${
       summary.failed ? ` (${counts(failures)})` : ''
     } ---`,
     `${options.stream ? 'duration' : 'latency'} ms: min ${formatMs(l.min)}, p50 ${formatMs(l.p50)}, p90 ${formatMs(l.p90)}, p99 ${formatMs(l.p99)}, max ${formatMs(l.max)}`,
     ...(m ? [`messages: ${m.received} of ${m.asked} received`] : []),
     `replicas: ${hosts || 'none named'}${hosts && unnamed ? ` (${unnamed} without a hostname)` : ''}`,
+    // only through Envoy: it counts the attempts (x-envoy-attempt-count) that the server echoes
+    ...(attempts ? [`mesh attempt seen by the server: ${attempts}`] : []),
   ].join('\n');
 }
 
@@ -153,6 +166,7 @@ export function jsonDocument(
     method: methodPath(options),
     ...(options.call.kind === 'hello' ? { name: options.call.name } : { service: options.call.service }),
     ...(options.stream ? { stream: { kind: options.stream.kind, messages: options.stream.messages, interval_ms: options.stream.intervalMs } } : {}),
+    connections: options.connections ?? 1,
     requests: results.map((r) => ({
       index: r.index,
       start: r.start.toISOString(),
@@ -162,6 +176,7 @@ export function jsonDocument(
       status: statusName(r.code),
       details: r.details,
       hostname: r.hostname ?? null,
+      mesh_attempt: r.meshAttempt ?? null,
       reached: r.reached,
       answered_by: r.answeredBy,
       envoy: r.envoy,
@@ -181,6 +196,7 @@ export function jsonDocument(
       ...(summary.byServingStatus ? { by_serving_status: summary.byServingStatus } : {}),
       latency_ms: Object.fromEntries(Object.entries(summary.latencyMs).map(([k, v]) => [k, round3(v)])),
       by_hostname: summary.byHostname,
+      by_mesh_attempt: summary.byMeshAttempt,
       ...(summary.messages ? { messages: summary.messages } : {}),
     },
     expectations:

@@ -1,5 +1,6 @@
 // The requests of a run: -count of them, started -interval apart, at most -concurrency in flight, over one
-// shared connection. Each request has its own deadline (-timeout), which bounds everything it does:
+// shared connection (-connections N: N of them, request i on connection i mod N, so that an L4 balancer,
+// which balances connections and not calls, has more than one to spread). Each request has its own deadline (-timeout), which bounds everything it does:
 // waiting for a connection, the backoff between attempts, and the call itself. What a request is (a unary
 // call here, a stream with -stream: stream/exchange.ts) is an Exchange.
 import { HEALTH_CHECK_PATH, SAY_HELLO_BIDI_PATH, SAY_HELLO_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
@@ -31,6 +32,8 @@ export interface RequestResult {
   details: string;
   /** the replica that answered (its `hostname` metadata) */
   hostname?: string;
+  /** the retry attempt the answering server saw, as Envoy counted it (its `attempt` metadata): 2 = the mesh retried once */
+  meshAttempt?: number;
   /** the request went out to a peer that spoke HTTP/2 (a server or a proxy); false: no server was reached at all */
   reached: boolean;
   /**
@@ -103,7 +106,7 @@ function unaryExchange(options: ClientOptions): Exchange {
 
 /** Runs every request; the results are in request order. */
 export async function runRequests(options: ClientOptions, hooks: RunHooks = {}): Promise<RequestResult[]> {
-  const connection = new Connection(options.target, options.tls, hooks.log, hooks.keepalive);
+  const connections = Array.from({ length: options.connections ?? 1 }, () => new Connection(options.target, options.tls, hooks.log, hooks.keepalive));
   let exchangeFor = hooks.exchange;
   if (!exchangeFor) {
     const unary = unaryExchange(options);
@@ -117,7 +120,7 @@ export async function runRequests(options: ClientOptions, hooks: RunHooks = {}):
       const i = next++;
       const wait = started + i * options.intervalMs - performance.now();
       if (wait > 0) await sleep(wait);
-      const result = await oneRequest(i + 1, options, connection, exchangeFor(i + 1), hooks);
+      const result = await oneRequest(i + 1, options, connections[i % connections.length]!, exchangeFor(i + 1), hooks);
       results[i] = result;
       hooks.onResult?.(result);
     }
@@ -125,7 +128,7 @@ export async function runRequests(options: ClientOptions, hooks: RunHooks = {}):
   try {
     await Promise.all(Array.from({ length: Math.min(options.concurrency, options.count) }, worker));
   } finally {
-    connection.close();
+    for (const connection of connections) connection.close();
   }
   return results;
 }
@@ -214,9 +217,14 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
 }
 
 /** Who answered, from what the answer carried. */
-export function answeredBy(answer: Pick<Answer, 'hostname' | 'answered' | 'envoy'>): Pick<RequestResult, 'hostname' | 'answeredBy' | 'envoy'> {
+export function answeredBy(answer: Pick<Answer, 'hostname' | 'answered' | 'envoy' | 'attempt'>): Pick<RequestResult, 'hostname' | 'meshAttempt' | 'answeredBy' | 'envoy'> {
   const by: AnsweredBy = answer.hostname !== undefined ? 'server' : answer.answered ? 'other' : 'none';
-  return { ...(answer.hostname === undefined ? {} : { hostname: answer.hostname }), answeredBy: by, envoy: answer.envoy };
+  return {
+    ...(answer.hostname === undefined ? {} : { hostname: answer.hostname }),
+    ...(answer.attempt === undefined ? {} : { meshAttempt: answer.attempt }),
+    answeredBy: by,
+    envoy: answer.envoy,
+  };
 }
 
 function fromAnswer(answer: Answer, options: ClientOptions): Outcome {

@@ -10,6 +10,7 @@
 import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { statusName } from '../status.ts';
 import { callWrapper, onStatusSent, type InterceptingServerListener, type PartialStatusObject } from './grpc-js-internals.ts';
+import { ATTEMPT_HEADER, attemptFromHeader } from './faults.ts';
 
 /**
  * The client's address, as the front door saw it, on a call forwarded to grpc-js (forward.ts): the log reads
@@ -24,6 +25,8 @@ export interface AccessLogEntry {
   peer: string;
   authority: string;
   user_agent: string;
+  /** the attempt Envoy counted (its x-envoy-attempt-count request header: 2 is the first retry); only when sent */
+  attempt?: number;
   code: number;
   status: string;
   details?: string;
@@ -56,6 +59,8 @@ export class CallRecord {
   private done = false;
   /** a streaming method's messages so far; undefined for a unary one, whose line has no counts */
   messages: { received: number; sent: number } | undefined;
+  /** the request's x-envoy-attempt-count, when it had a valid one */
+  attempt: number | undefined = undefined;
 
   constructor(
     readonly path: string,
@@ -95,9 +100,13 @@ export class CallRecord {
     this.done = true;
     if (this.counter) this.counter.inFlight--;
     if (!this.log) return;
-    const { path: method, peer, authority, userAgent: user_agent } = this;
-    // built in the documented field order: details only when not OK, a stream's counts, then duration_ms
-    const entry: Omit<AccessLogEntry, 'duration_ms'> & { duration_ms?: number } = { time: isoTime(this.startedAt), method, peer, authority, user_agent, code, status: statusName(code) };
+    const { path: method, peer, authority, userAgent: user_agent, attempt } = this;
+    // built in the documented field order: the attempt (only when Envoy counted one), details (only when not
+    // OK), a stream's counts, then duration_ms
+    const entry: Partial<AccessLogEntry> = { time: isoTime(this.startedAt), method, peer, authority, user_agent };
+    if (attempt !== undefined) entry.attempt = attempt;
+    entry.code = code;
+    entry.status = statusName(code);
     if (code !== 0 && details) entry.details = details;
     if (this.messages) {
       entry.messages_received = this.messages.received;
@@ -179,6 +188,8 @@ class TrackedCall implements ServerInterceptingCallInterface {
     }
     const [ua] = metadata.get('user-agent');
     if (ua !== undefined) this.record.userAgent = String(ua);
+    const [attempt] = metadata.get(ATTEMPT_HEADER);
+    this.record.attempt = attemptFromHeader(attempt === undefined ? undefined : String(attempt));
   }
 
   cancelled(): void {

@@ -3,8 +3,8 @@
 // prints the Listening line once every worker listens, and on SIGTERM/SIGINT asks every worker to drain
 // (health NOT_SERVING, listener closed, calls in flight finished within -grace) and exits when they have.
 // A second signal forces every worker out. Workers ignore signals: Ctrl-C reaches the whole process group,
-// and only the primary decides. A worker that dies on its own takes the server down (exit 1), as a crashed
-// single process would; a primary that dies takes its workers with it (node:cluster exits a worker whose
+// and only the primary decides. A worker that dies on its own takes the server down (exit 1; a planned crash,
+// ServerExit.CRASHED, is passed on as it is), as a crashed single process would; a primary that dies takes its workers with it (node:cluster exits a worker whose
 // IPC channel closes).
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism, totalmem } from 'node:os';
@@ -65,8 +65,8 @@ export interface Primary {
   drain(graceMs: number): Promise<{ inFlight: number; done: Promise<boolean> }>;
   /** every worker cuts its calls and exits; resolves with the total that were in flight */
   force(): Promise<number>;
-  /** a worker exited on its own while serving */
-  onWorkerDeath(handle: (why: string) => void): void;
+  /** a worker exited on its own while serving (`code`: its exit code, null when a signal ended it) */
+  onWorkerDeath(handle: (why: string, code: number | null) => void): void;
 }
 
 /**
@@ -78,7 +78,7 @@ export function startWorkers(count: number, execArgv: readonly string[] = SERVER
   const workers: Worker[] = [];
   const reports = new Map<Worker, (r: Report) => void>();
   let stopping = false;
-  let deathHandler: ((why: string) => void) | undefined;
+  let deathHandler: ((why: string, code: number | null) => void) | undefined;
 
   const each = <T>(send: Command | null, want: Report['evt'], timeoutMs: number, pick: (r: Report) => T, fallback: T) =>
     Promise.all(
@@ -132,7 +132,7 @@ export function startWorkers(count: number, execArgv: readonly string[] = SERVER
           for (const other of workers) if (other !== w) other.process.kill('SIGKILL');
           reject(new Error(why));
         } else {
-          deathHandler?.(why);
+          deathHandler?.(why, code);
         }
       });
     }

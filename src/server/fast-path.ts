@@ -22,7 +22,7 @@ import { Code } from '../status.ts';
 import { httpDate } from './http-date.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import type { FaultOptions } from './faults.ts';
+import { ATTEMPT_HEADER, attemptFromHeader, crashDetails, type FaultOptions } from './faults.ts';
 import { sayHello, type Greeting } from './greeting.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 
@@ -51,22 +51,25 @@ export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, 
   return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout)); // a malformed one: grpc-js words the error
 }
 
-/** The OK answer's headers, as grpc-js sends them, encoded again only when the date or the hostname changes. */
-let okHeaders: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
+/** The OK answer's headers, as grpc-js sends them (with the attempt Envoy counted, when it did). */
+function okHeaders(hostname: string, attempt: number | undefined): HeaderList {
+  return [
+    [':status', '200'],
+    ['content-type', 'application/grpc+proto'],
+    ['grpc-accept-encoding', 'identity,deflate,gzip'],
+    ['grpc-encoding', 'identity'],
+    ['hostname', hostname],
+    ...(attempt === undefined ? [] : ([['attempt', String(attempt)]] as HeaderList)),
+    ['date', httpDate()],
+  ];
+}
+
+/** okHeaders without an attempt, encoded again only when the date or the hostname changes (only calls through Envoy have one). */
+let okCache: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
 function okHeadersBlock(hostname: string): Buffer {
   const date = httpDate();
-  if (okHeaders.date !== date || okHeaders.hostname !== hostname) {
-    const block = encodeHeaders([
-      [':status', '200'],
-      ['content-type', 'application/grpc+proto'],
-      ['grpc-accept-encoding', 'identity,deflate,gzip'],
-      ['grpc-encoding', 'identity'],
-      ['hostname', hostname],
-      ['date', date],
-    ]);
-    okHeaders = { date, hostname, block };
-  }
-  return okHeaders.block;
+  if (okCache.date !== date || okCache.hostname !== hostname) okCache = { date, hostname, block: encodeHeaders(okHeaders(hostname, undefined)) };
+  return okCache.block;
 }
 
 /** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
@@ -100,6 +103,7 @@ export class FastCall implements StreamHandler {
   ) {
     const { headers } = stream;
     this.record = tracker.begin(SAY_HELLO_PATH, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
+    this.record.attempt = attemptFromHeader(headers[ATTEMPT_HEADER]);
     stream.handler = this;
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
@@ -130,8 +134,14 @@ export class FastCall implements StreamHandler {
    * (greeter.ts in grpc-js), whose answers carry the hostname; grpc-js' own (a deadline, no message) do not.
    */
   private fail(code: number, details: string, byHandler: boolean): void {
-    this.stream.respond(trailersOnly(code, details, byHandler ? [['hostname', this.hostname]] : []), true);
+    this.stream.respond(trailersOnly(code, details, byHandler ? this.replyMetadata() : []), true);
     this.finish(code, details);
+  }
+
+  /** The Greeter's metadata on every answer: the hostname, and the attempt Envoy counted (when it did). */
+  private replyMetadata(): HeaderList {
+    const { attempt } = this.record;
+    return attempt === undefined ? [['hostname', this.hostname]] : [['hostname', this.hostname], ['attempt', String(attempt)]];
   }
 
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
@@ -177,18 +187,23 @@ export class FastCall implements StreamHandler {
     }
     const greeting = sayHello(this.options, this.name, (name) => this.stream.headers[name]);
     this.name = undefined; // what a waiting call holds is its answer alone
+    if (greeting.end === 'hang') return; // the deadline (still armed) or the client going away ends it
     if (greeting.delayMs <= 0) return this.answer(greeting);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
     this.cancelDelay = afterDelay(greeting.delayMs, () => this.answer(greeting));
   }
 
-  private answer({ message, fail }: Greeting): void {
+  private answer(greeting: Greeting): void {
     const { stream } = this;
     this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
-    if (fail) return this.fail(fail.code, fail.details, true);
-    stream.respond(okHeadersBlock(this.hostname));
-    stream.write(frame(SAY_HELLO.responseSerialize({ message })));
+    if (greeting.end === 'crash') {
+      this.finish(Code.UNAVAILABLE, crashDetails(greeting.why));
+      return this.options.crash?.(greeting.why);
+    }
+    if (greeting.fail) return this.fail(greeting.fail.code, greeting.fail.details, true);
+    stream.respond(this.record.attempt === undefined ? okHeadersBlock(this.hostname) : okHeaders(this.hostname, this.record.attempt));
+    stream.write(frame(SAY_HELLO.responseSerialize({ message: greeting.message })));
     stream.finish(OK_TRAILERS);
     this.finish(0, 'OK');
   }

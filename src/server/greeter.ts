@@ -2,14 +2,23 @@
 // take), and every answer carries the `hostname` metadata so a client sees which replica answered.
 import { Metadata, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { HelloReply, HelloRequest } from '../proto.ts';
+import { Code } from '../status.ts';
 import { afterDelay } from './delay.ts';
-import type { FaultOptions } from './faults.ts';
+import { ATTEMPT_HEADER, attemptFromHeader, crashDetails, type FaultOptions } from './faults.ts';
 import { sayHello } from './greeting.ts';
 
 /** The `hostname` metadata every answer carries. */
 export function hostnameMetadata(hostname: string): Metadata {
   const metadata = new Metadata();
   metadata.set('hostname', hostname);
+  return metadata;
+}
+
+/** SayHello's answer metadata: the hostname, and the attempt Envoy counted when the request carries one. */
+export function replyMetadata(hostname: string, request: Metadata): Metadata {
+  const metadata = hostnameMetadata(hostname);
+  const attempt = attemptFromHeader(headerOf(request)(ATTEMPT_HEADER));
+  if (attempt !== undefined) metadata.set('attempt', String(attempt));
   return metadata;
 }
 
@@ -24,16 +33,24 @@ export function headerOf(metadata: Metadata): (name: string) => string | undefin
 export function greeterImplementation(options: FaultOptions, hostname: string): UntypedServiceImplementation {
   return {
     SayHello(call: ServerUnaryCall<HelloRequest, HelloReply>, callback: sendUnaryData<HelloReply>) {
-      const metadata = hostnameMetadata(hostname);
-      const { delayMs, message, fail } = sayHello(options, call.request.name, headerOf(call.metadata));
+      const metadata = replyMetadata(hostname, call.metadata);
+      const greeting = sayHello(options, call.request.name, headerOf(call.metadata));
+      if (greeting.end === 'hang') return; // grpc-js ends the call at its deadline, or when its client goes away
       const answer = () => {
-        if (fail) return callback({ ...fail, metadata });
+        if (greeting.fail) return callback({ ...greeting.fail, metadata });
+        if (greeting.end !== undefined) {
+          if (greeting.end !== 'crash') return;
+          // the status is recorded (access-log.ts logs it as it goes to grpc-js) but never reaches the client:
+          // the crash ends every connection in this same turn of the event loop
+          callback({ code: Code.UNAVAILABLE, details: crashDetails(greeting.why), metadata });
+          return options.crash?.(greeting.why);
+        }
         call.sendMetadata(metadata);
-        callback(null, { message });
+        callback(null, { message: greeting.message });
       };
-      if (delayMs <= 0) return answer();
+      if (greeting.delayMs <= 0) return answer();
       // A call whose deadline passes (or whose client goes away) is cancelled: stop waiting, answer nothing.
-      call.once('cancelled', afterDelay(delayMs, answer));
+      call.once('cancelled', afterDelay(greeting.delayMs, answer));
     },
   };
 }

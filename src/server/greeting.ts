@@ -1,13 +1,18 @@
 // What SayHello answers, decided in one place for both paths that serve it: grpc-js' handler (greeter.ts) and
 // the front door's fast path (fast-path.ts). Each path only puts the answer on the wire its own way.
 import { Code } from '../status.ts';
-import { BadOverride, planRequest, type FaultOptions } from './faults.ts';
+import { BadOverride, planRequest, type Ending, type FaultOptions } from './faults.ts';
 
 /**
  * Wait `delayMs` first (-sleep, x-helloworld-delay-ms; the call's deadline or its client may end the wait), then
- * reply with `message`, or end with the status `fail` (a planned fault, or INVALID_ARGUMENT for a bad override).
+ * reply with `message`, end with the status `fail` (a planned fault, or INVALID_ARGUMENT for a bad override), or
+ * `end` without answering (x-helloworld-fault, -crash_rate).
  */
-export type Greeting = { delayMs: number; message: string; fail?: undefined } | { delayMs: number; message?: undefined; fail: { code: number; details: string } };
+export type Greeting =
+  | { delayMs: number; message: string; fail?: undefined; end?: undefined }
+  | { delayMs: number; message?: undefined; fail: { code: number; details: string }; end?: undefined }
+  /** no answer at all: end the serving process (crash) or wait for the deadline (hang); `why` names the header or flag */
+  | { delayMs: number; message?: undefined; fail?: undefined; end: Ending; why: string };
 
 /** "Hello <name>", and "Hello <name> <i>" for the i-th reply of a stream. */
 export function helloText(name: string, index?: number): string {
@@ -17,7 +22,8 @@ export function helloText(name: string, index?: number): string {
 /** `header(name)`: the request's first value for that header, if any. */
 export function sayHello(options: FaultOptions, name: string, header: (name: string) => string | undefined): Greeting {
   try {
-    const { delayMs, fail } = planRequest(options, header);
+    const { delayMs, fail, end, endWhy } = planRequest(options, header);
+    if (end) return { delayMs, end, why: endWhy ?? end };
     return fail ? { delayMs, fail } : { delayMs, message: helloText(name) };
   } catch (err) {
     if (!(err instanceof BadOverride)) throw err;

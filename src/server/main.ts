@@ -26,6 +26,7 @@ export const serverFlags = {
   grace: { kind: 'seconds', default: 10, min: 0, describe: 'on SIGTERM/SIGINT, how long in-flight RPCs may take to finish (streams still open then end UNAVAILABLE)' },
   fail_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls (and GreeterStream streams) answered with -fail_code', arg: '0..1' },
   fail_code: { kind: 'string', default: 'UNAVAILABLE', describe: 'status for -fail_rate failures (name or number)', arg: 'code' },
+  crash_rate: { kind: 'number', default: 0, min: 0, max: 1, describe: 'fraction of SayHello calls that make the server EXIT (code 3) without answering, for retry and outlier tests', arg: '0..1' },
   access_log: { kind: 'boolean', default: true, describe: 'one JSON line per RPC on stdout (-access_log=false: none)' },
   max_concurrent_streams: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxConcurrentStreams, min: 1, max: 2 ** 31 - 1, describe: 'HTTP/2 streams one connection may have open (past it: REFUSED_STREAM)', arg: 'n' },
   max_header_list_size: { kind: 'int', default: DEFAULT_SERVER_LIMITS.maxHeaderListSize, min: 4096, max: 16 * 1024 * 1024, describe: 'request header list size, bytes (past it the stream is reset)', arg: 'bytes' },
@@ -74,6 +75,8 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
     graceMs: flags.grace * 1000,
     failRate: flags.fail_rate,
     failCode,
+    crashRate: flags.crash_rate,
+    crash: crashProcess,
     hostname: hostname(),
     accessLog: flags.access_log ? jsonLineWriter(stdoutLines.write) : null,
     workers: flags.workers === 0 ? autoWorkers() : flags.workers,
@@ -88,6 +91,17 @@ export function serverOptionsFromArgs(argv: readonly string[], env: NodeJS.Proce
       idleTimeoutMs: flags.idle_timeout * 1000,
     },
   };
+}
+
+/**
+ * A planned crash: the serving process ends at once, every call in flight with it (their connections close
+ * unanswered), exit code ServerExit.CRASHED; with -workers the primary then stops every other worker and exits with
+ * the same code. The access log is flushed first (the crashing call's own line included).
+ */
+function crashProcess(why: string): void {
+  process.stderr.write(`server: CRASH on purpose (${why}): exiting with code ${ServerExit.CRASHED} without answering\n`);
+  stdoutLines.flush();
+  process.exit(ServerExit.CRASHED);
 }
 
 function describeListen(options: ServerOptions, port: number): string {
@@ -126,6 +140,9 @@ async function main(): Promise<number | undefined> {
     return ServerExit.SHUT_DOWN;
   }
   if (isWorker()) return serveAsWorker(options);
+  if (options.crashRate) {
+    process.stderr.write(`server: WARNING -crash_rate ${options.crashRate}: that fraction of SayHello calls ENDS THIS SERVER (exit ${ServerExit.CRASHED}) without answering\n`);
+  }
   if (options.workers > 1) return superviseWorkers(options);
 
   const server = await serve(options).catch((err: unknown) => {
@@ -154,9 +171,9 @@ async function main(): Promise<number | undefined> {
 
 async function superviseWorkers(options: ServerCliOptions): Promise<undefined> {
   const primary = await startWorkers(options.workers);
-  primary.onWorkerDeath((why) => {
+  primary.onWorkerDeath((why, code) => {
     process.stderr.write(`server: ${why}: stopping\n`);
-    void primary.force().then(() => process.exit(ServerExit.CANNOT_SERVE));
+    void primary.force().then(() => process.exit(code === ServerExit.CRASHED ? ServerExit.CRASHED : ServerExit.CANNOT_SERVE));
   });
 
   let signals = 0;

@@ -78,7 +78,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   // The packages add their services themselves, through this: it notes their methods and which stream.
   const registrar: Pick<Server, 'addService'> = { addService: (service, implementation) => add(service, implementation, true) };
-  add(greeterService, greeterImplementation(options, options.hostname), false);
+  // A planned crash (faults.ts): main.ts ends the process; in-process (tests), every connection ends at once,
+  // as they do when the process ends.
+  const faults = { ...options, crash: options.crash ?? (() => forceShutdown()) };
+  add(greeterService, greeterImplementation(faults, options.hostname), false);
   const streams = greeterStreams(options, options.hostname);
   add(greeterStreamService, streams.implementation, false);
 
@@ -94,7 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port: options.port,
     tls: options.tls,
     hostname: options.hostname,
-    faults: options,
+    faults,
     fastPath,
     limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
     methodPaths,

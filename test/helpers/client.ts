@@ -27,6 +27,7 @@ export interface JsonRequest {
   status: string;
   details: string;
   hostname: string | null;
+  mesh_attempt: number | null;
   reached: boolean;
   answered_by: 'server' | 'other' | 'none';
   envoy: boolean;
@@ -41,6 +42,7 @@ export interface JsonDocument {
   tls: boolean;
   authority: string;
   method: string;
+  connections: number;
   stream?: { kind: 'server' | 'bidi'; messages: number; interval_ms: number };
   requests: JsonRequest[];
   summary: {
@@ -51,6 +53,7 @@ export interface JsonDocument {
     by_serving_status?: Record<string, number>;
     latency_ms: { min: number; p50: number; p90: number; p99: number; max: number };
     by_hostname: Record<string, number>;
+    by_mesh_attempt: Record<string, number>;
     messages?: { asked: number; received: number };
   };
   expectations: null | { codes: string[]; met: boolean; failures: string[]; messages?: number | null };
