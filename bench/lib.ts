@@ -223,5 +223,3 @@ export function helloRequestFrame(name = 'world'): Buffer {
   return frame;
 }
 
-/** DATA bytes of one gRPC-framed HelloReply{message: "Hello <name>"}. */
-export const helloReplyBytes = (name = 'world') => 5 + 2 + Buffer.byteLength(`Hello ${name}`);

@@ -200,20 +200,24 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
 export function probeTable(results: ClientResult[], method: string[]): string {
   const floor = results.find((r) => r.label === 'node -e 0');
   const go = results.find((r) => r.label === 'go');
+  // the hand-framed SayHello of the same transport: what any Node probe must pay (bench/floor-client.cjs)
+  const handFramed = (r: ClientResult) => results.find((f) => f.label === (r.label.includes('-tls') ? 'floor -tls (hand-framed)' : 'floor (hand-framed)'));
   const lines = [
     `Probe cold start: one SayHello against a ready local server (dist/server.js -workers 1); ${machine()}`,
     ...method.map((m) => `- ${m}`),
     '',
-    '| client | wall ms | CPU ms | peak RSS MB | wall / node -e 0 | CPU / node -e 0 | RSS / node -e 0 | wall / go |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| client | wall ms | CPU ms | peak RSS MB | wall / node -e 0 | CPU / node -e 0 | RSS / node -e 0 | wall / floor | CPU / floor | RSS / floor | wall / go |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of results) {
+    const f = handFramed(r);
     lines.push(
       `| ${r.label} | ${fmt(r.wallMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb)} | ${ratio(r.wallMs, floor?.wallMs)} | ${ratio(r.cpuMs, floor?.cpuMs)} | ` +
-        `${ratio(r.rssMb, floor?.rssMb)} | ${ratio(r.wallMs, go?.wallMs)} |`,
+        `${ratio(r.rssMb, floor?.rssMb)} | ${ratio(r.wallMs, f?.wallMs)} | ${ratio(r.cpuMs, f?.cpuMs)} | ${ratio(r.rssMb, f?.rssMb)} | ${ratio(r.wallMs, go?.wallMs)} |`,
     );
   }
-  if (!go) lines.push('', 'No grpc-go column: the peer kit (../shared/peers, or $PEERS_DIR) is not here.');
+  lines.push('', 'floor: the hand-framed SayHello over the same transport (plaintext or -tls), bench/floor-client.cjs.');
+  if (!go) lines.push('', 'No grpc-go row: the peer kit (../shared/peers, or $PEERS_DIR, with bin/go-client built by its setup.sh) is MISSING.');
   return lines.join('\n');
 }
 

@@ -1,10 +1,12 @@
-// Server throughput: h2load sends gRPC-framed HelloRequests (content-type application/grpc, te trailers)
-// to /helloworld.Greeter/SayHello over h2c, and every run is checked to be real gRPC successes, not just
-// HTTP 200s: N x 2xx AND N x 18 DATA bytes (a gRPC error is a trailers-only response without DATA), plus
-// one `nghttp -v` request per server whose trailers must say grpc-status: 0.
+// Server throughput: h2load sends gRPC-framed requests (content-type application/grpc, te trailers) over
+// h2c, SayHello (HelloRequest "world") or, with --call health, grpc.health.v1.Health/Check (service "", the
+// call of Kubernetes' grpc probes and grpc-health-probe), and every run is checked to be real gRPC successes,
+// not just HTTP 200s: N x 2xx AND N x the reply's DATA bytes (a gRPC error is a trailers-only response without
+// DATA), plus one `nghttp -v` request per server before the load and one after it whose trailers must say
+// grpc-status: 0 and whose body must be the expected reply's bytes (for health: SERVING).
 //
-//   node bench/server.ts [--n 200000] [--c 4] [--m 32] [--t 1] [--warmup 20000] [--rounds 3]
-//                        [--only ts,go] [--server 'label=command with {port}'] [--json out.json]
+//   node bench/server.ts [--call sayhello|health] [--n 200000] [--c 4] [--m 32] [--t 1] [--warmup 20000]
+//                        [--rounds 3] [--only ts,go] [--server 'label=command with {port}'] [--json out.json]
 //
 // Each round starts every server afresh (round-robin, so a burst of load elsewhere on the machine hits
 // them all alike), warms it up, runs the load once, and reads the server's CPU time (its whole process
@@ -22,7 +24,6 @@ import {
   dist,
   fmt,
   freePort,
-  helloReplyBytes,
   helloRequestFrame,
   loadAverage,
   machine,
@@ -36,6 +37,30 @@ import {
   which,
 } from './lib.ts';
 import { SERVER_NODE_FLAGS } from '../src/server/v8-flags.ts';
+
+/** The call h2load makes, and how each answer is known to be the right one. */
+export interface BenchCall {
+  name: string;
+  path: string;
+  request: Buffer;
+  /** the whole gRPC-framed reply */
+  reply: Buffer;
+}
+
+export const SAY_HELLO_CALL: BenchCall = {
+  name: 'unary SayHello',
+  path: '/helloworld.Greeter/SayHello',
+  request: helloRequestFrame('world'),
+  reply: Buffer.concat([Buffer.from([0, 0, 0, 0, 13, 0x0a, 11]), Buffer.from('Hello world')]),
+};
+
+export const HEALTH_CHECK_CALL: BenchCall = {
+  name: 'grpc.health.v1.Health/Check (service "")',
+  path: '/grpc.health.v1.Health/Check',
+  request: Buffer.from([0, 0, 0, 0, 0]),
+  // HealthCheckResponse{status: SERVING}: NOT_SERVING has the same length, so the nghttp checks read it
+  reply: Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]),
+};
 
 export interface ServerSpec {
   label: string;
@@ -66,10 +91,15 @@ export interface ServerResult {
   runs: ServerRun[];
 }
 
-export function defaultServers(): ServerSpec[] {
+/**
+ * Ours as the image runs it (default: 2 workers), with -workers 1 and without the access log unless `only`
+ * names the labels wanted; BENCH_BASELINE's build; the peers' servers (grpc-go, and the naive grpc-js one but
+ * for health, which it does not serve).
+ */
+export function defaultServers(call: BenchCall = SAY_HELLO_CALL, only?: readonly string[]): ServerSpec[] {
   // as the image runs it: its /server's shebang carries these
   const ours = `${node} ${SERVER_NODE_FLAGS.join(' ')} ${dist('server')} -host 127.0.0.1 -port {port}`;
-  const specs: ServerSpec[] = [
+  let specs: ServerSpec[] = [
     { label: 'ts', command: ours, ready: /Listening/ },
     { label: 'ts -workers 1', command: `${ours} -workers 1`, ready: /Listening/ },
     { label: 'ts -access_log=false', command: `${ours} -access_log=false`, ready: /Listening/ },
@@ -80,8 +110,9 @@ export function defaultServers(): ServerSpec[] {
   const peers = peersDir();
   if (peers) {
     specs.push({ label: 'go', command: `${peers}/bin/go-server -port {port}` });
-    specs.push({ label: 'node-ref', command: `${node} ${peers}/node-ref/server.js -port {port}` });
+    if (call !== HEALTH_CHECK_CALL) specs.push({ label: 'node-ref', command: `${node} ${peers}/node-ref/server.js -port {port}` });
   }
+  if (only) specs = specs.filter((s) => only.includes(s.label) || !s.label.startsWith('ts'));
   return specs;
 }
 
@@ -93,11 +124,11 @@ interface H2loadResult {
   text: string;
 }
 
-async function h2load(port: number, body: string, n: number, c: number, m: number, t: number, logFile?: string): Promise<H2loadResult> {
+async function h2load(port: number, path: string, body: string, n: number, c: number, m: number, t: number, logFile?: string): Promise<H2loadResult> {
   const args = ['-n', String(n), '-c', String(c), '-m', String(m), '-t', String(t)];
   args.push('-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body);
   if (logFile) args.push('--log-file', logFile);
-  args.push(`http://127.0.0.1:${port}/helloworld.Greeter/SayHello`);
+  args.push(`http://127.0.0.1:${port}${path}`);
   const child = spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
@@ -118,21 +149,20 @@ async function h2load(port: number, body: string, n: number, c: number, m: numbe
   return { rps, ok2xx, dataBytes, latenciesUs, text };
 }
 
-/** One request with nghttp -v: HTTP 200 and grpc-status 0 in the trailers, and the greeting in the body. */
-async function nghttpCheck(port: number, body: string): Promise<{ ok: boolean; text: string }> {
-  const child = spawn(
-    'nghttp',
-    ['-v', '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body, `http://127.0.0.1:${port}/helloworld.Greeter/SayHello`],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+/** One request with nghttp -v: HTTP 200 and grpc-status 0 in the trailers, and the expected reply's bytes in the body. */
+async function nghttpCheck(port: number, call: BenchCall, body: string): Promise<{ ok: boolean; text: string }> {
+  const child = spawn('nghttp', ['-v', '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body, `http://127.0.0.1:${port}${call.path}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   child.stdout.setEncoding('latin1').on('data', (d: string) => (text += d));
   child.stderr.setEncoding('latin1').on('data', (d: string) => (text += d));
   await once(child, 'close');
-  return { ok: /:status: 200/.test(text) && /grpc-status: 0/.test(text) && /Hello world/.test(text), text };
+  return { ok: /:status: 200/.test(text) && /grpc-status: 0/.test(text) && text.includes(call.reply.toString('latin1')), text };
 }
 
 export interface ServerBenchOptions {
+  call: BenchCall;
   n: number;
   c: number;
   m: number;
@@ -148,7 +178,8 @@ export async function benchServers(o: ServerBenchOptions): Promise<ServerResult[
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'bench-server-'));
   const body = join(dir, 'body.bin');
-  writeFileSync(body, helloRequestFrame('world'));
+  writeFileSync(body, o.call.request);
+  const replyBytes = o.call.reply.length;
   const hasNghttp = which('nghttp') !== undefined;
   const results = o.servers.map((s): ServerResult => ({ label: s.label, command: s.command, runs: [] }));
   try {
@@ -159,28 +190,31 @@ export async function benchServers(o: ServerBenchOptions): Promise<ServerResult[
         const server = await startServerProcess(commandLine(spec.command, port), port, { ready: spec.ready });
         try {
           let rpcs = 0;
-          if (hasNghttp && result.nghttp === undefined) {
-            const check = await nghttpCheck(port, body);
-            result.nghttp = check.ok;
+          const nghttp = async (when: string) => {
+            if (!hasNghttp) return;
+            const check = await nghttpCheck(port, o.call, body);
+            result.nghttp = (result.nghttp ?? true) && check.ok;
             rpcs++;
-            if (!check.ok) log(`${spec.label}: nghttp -v did not show HTTP 200 + grpc-status 0 + Hello world:\n${check.text}`);
-          }
+            if (!check.ok) log(`${spec.label}: nghttp -v ${when} did not show HTTP 200 + grpc-status 0 + the reply ${o.call.reply.toString('hex')}:\n${check.text}`);
+          };
+          await nghttp('before the load');
           if (o.warmup > 0) {
-            await h2load(port, body, o.warmup, o.c, o.m, o.t);
+            await h2load(port, o.call.path, body, o.warmup, o.c, o.m, o.t);
             rpcs += o.warmup;
           }
           const pids = processTree(server.pid);
           const cpu0 = cpuSeconds(pids);
           const t0 = performance.now();
           const logFile = join(dir, `lat-${i}.log`);
-          const r = await h2load(port, body, o.n, o.c, o.m, o.t, logFile);
+          const r = await h2load(port, o.call.path, body, o.n, o.c, o.m, o.t, logFile);
           const seconds = (performance.now() - t0) / 1000;
           const cpu = cpuSeconds(pids) - cpu0;
           rmSync(logFile, { force: true });
           rpcs += o.n;
           const rss = rssMb(pids);
-          const verified = r.ok2xx === o.n && r.dataBytes === o.n * helloReplyBytes('world');
-          if (!verified) log(`${spec.label}: NOT VERIFIED: ${r.ok2xx}/${o.n} 2xx, ${r.dataBytes} DATA bytes, want ${o.n * helloReplyBytes('world')}\n${r.text}`);
+          const verified = r.ok2xx === o.n && r.dataBytes === o.n * replyBytes;
+          if (!verified) log(`${spec.label}: NOT VERIFIED: ${r.ok2xx}/${o.n} 2xx, ${r.dataBytes} DATA bytes, want ${o.n * replyBytes}\n${r.text}`);
+          await nghttp('after the load');
           // an access log is written as the calls end: give the last batch a moment to arrive
           for (let k = 0; k < 50 && server.stdoutLines() > 0 && server.stdoutLines() < rpcs; k++) await new Promise((res) => setTimeout(res, 20));
           const lines = server.stdoutLines();
@@ -226,10 +260,10 @@ function pairedRatio(x: ServerResult, base: ServerResult, k: keyof ServerRun): s
   return ratios.length ? `${median(ratios).toFixed(2)}x` : '-';
 }
 
-export function serverTable(results: ServerResult[], o: Pick<ServerBenchOptions, 'n' | 'c' | 'm' | 't' | 'rounds'>): string {
+export function serverTable(results: ServerResult[], o: Pick<ServerBenchOptions, 'call' | 'n' | 'c' | 'm' | 't' | 'rounds'>): string {
   const go = results.find((r) => r.label === 'go');
   const lines = [
-    `Server throughput: h2load -n ${o.n} -c ${o.c} -m ${o.m} -t ${o.t}, unary SayHello, median of ${o.rounds} round(s); ${machine()}`,
+    `Server throughput: h2load -n ${o.n} -c ${o.c} -m ${o.m} -t ${o.t}, ${o.call.name}, median of ${o.rounds} round(s); ${machine()}`,
     '',
     '| server | req/s | p50 ms | p99 ms | CPU us/req | cores | RSS after load MB (max per process) | processes | verified | req/s vs go | p99 vs go |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
@@ -248,7 +282,7 @@ export function serverTable(results: ServerResult[], o: Pick<ServerBenchOptions,
     lines.push('', `Access log lines per RPC: ${logged.map((r) => `${r.label} ${fmt(med(r, 'logLinesPerRpc'), 3)}`).join(', ')}`);
   }
   if (go) lines.push('', 'Ratios to go: the median over the rounds of each round\'s ratio (servers of one round run back to back).');
-  else lines.push('', 'No grpc-go column: the peer kit (../shared/peers, or $PEERS_DIR) is not here.');
+  else lines.push('', 'No grpc-go row: the peer kit (../shared/peers, or $PEERS_DIR, with bin/go-server built by its setup.sh) is MISSING.');
   return lines.join('\n');
 }
 
@@ -259,6 +293,7 @@ export function allVerified(results: ServerResult[]): boolean {
 async function main() {
   const { values } = parseArgs({
     options: {
+      call: { type: 'string', default: 'sayhello' },
       n: { type: 'string', default: '200000' },
       c: { type: 'string', default: '4' },
       m: { type: 'string', default: '32' },
@@ -270,7 +305,8 @@ async function main() {
       json: { type: 'string' },
     },
   });
-  let servers = defaultServers();
+  const call = values.call === 'health' ? HEALTH_CHECK_CALL : values.call === 'sayhello' ? SAY_HELLO_CALL : fail(`--call wants sayhello or health, got ${values.call}`);
+  let servers = defaultServers(call);
   for (const s of values.server) {
     const eq = s.indexOf('=');
     if (eq < 1) throw new Error(`--server wants label=command, got ${s}`);
@@ -282,6 +318,7 @@ async function main() {
     servers = only.map((l) => servers.find((s) => s.label === l) ?? fail(`no server labelled ${l}`));
   }
   const o = {
+    call,
     n: Number(values.n),
     c: Number(values.c),
     m: Number(values.m),

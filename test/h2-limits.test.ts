@@ -64,6 +64,23 @@ describe('flood budgets', () => {
     await stillServes(s.port);
   });
 
+  it(`a PING after each reply of a stream, as grpc-go's client sends them (its BDP estimator), is no flood: ${FLOOD_BUDGETS.ping.burst * 3} in a row`, async () => {
+    const s = await server({});
+    const client = await RawH2.open(s.port);
+    client.headers(1, requestFields(s.port, '/helloworld.GreeterStream/SayHelloBidi'));
+    client.windowUpdate(0, 1 << 24);
+    client.windowUpdate(1, 1 << 24);
+    const replies = () => client.received.filter((f) => f.streamId === 1 && f.type === FrameType.DATA).length;
+    for (let i = 1; i <= FLOOD_BUDGETS.ping.burst * 3; i++) {
+      client.data(1, grpcFrame(helloRequest(`r${i}`)), false);
+      await client.until(() => (replies() >= i ? true : undefined), `reply ${i}`);
+      await client.roundTrip();
+    }
+    client.data(1, Buffer.alloc(0), true);
+    expect((await client.finished(1)).headers.at(-1)?.['grpc-status']).toBe('0');
+    expect(client.received.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+  });
+
   it(`SETTINGS past its burst (${FLOOD_BUDGETS.settings.burst}): GOAWAY ENHANCE_YOUR_CALM`, async () => {
     const s = await server({});
     const flood = await RawH2.open(s.port);

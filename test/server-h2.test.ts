@@ -342,8 +342,8 @@ describe('the access log', () => {
     const peer = `127.0.0.1:${client.socket.localPort}`;
     const spoof: HeaderList = [['x-helloworld-forwarded-peer', '6.6.6.6:1']];
     const calls: Array<[string, number, HeaderList, Buffer]> = [
-      ['health Check (grpc-js)', 1, requestFields(server.port, HEALTH_CHECK_PATH), Buffer.alloc(0)],
-      ['health Check with a peer header (grpc-js)', 3, requestFields(server.port, HEALTH_CHECK_PATH, spoof), Buffer.alloc(0)],
+      ['health Check (health-check.ts)', 1, requestFields(server.port, HEALTH_CHECK_PATH), Buffer.alloc(0)],
+      ['health Check with a peer header (grpc-js: grpc-encoding gzip sends it there)', 3, requestFields(server.port, HEALTH_CHECK_PATH, [...spoof, ['grpc-encoding', 'gzip']]), Buffer.alloc(0)],
       ['SayHello with a peer header (fast path)', 5, requestFields(server.port, SAY_HELLO_PATH, spoof), helloRequest('spoof')],
     ];
     for (const [what, streamId, fields, message] of calls) {
@@ -456,6 +456,7 @@ describe('whatever a client does with its streams (fast-check)', () => {
     'an unsupported encoding': [SAY_HELLO_PATH, [['grpc-encoding', 'br']]],
     'not gRPC': [SAY_HELLO_PATH, [['content-type', 'text/plain']]],
     health: [HEALTH_CHECK_PATH, []],
+    'health, forwarded': [HEALTH_CHECK_PATH, [['grpc-encoding', 'gzip']]],
     'health watch': ['/grpc.health.v1.Health/Watch', []],
     reflection: ['/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', []],
     'an unknown method': ['/helloworld.Greeter/Nope', []],

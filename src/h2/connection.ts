@@ -281,6 +281,12 @@ export class H2Connection {
   #idleTimer: NodeJS.Timeout | undefined;
   /** performance.now() when the last stream closed (or the connection started) */
   #idleSince = performance.now();
+  /**
+   * We sent HEADERS or DATA since the peer's last PING: its next PING is free, as in grpc-go's server (which
+   * resets its ping strikes whenever it sends either). grpc-go's client sends a PING each round trip while
+   * DATA flows (its BDP estimator): on a busy stream that is hundreds a second, and not a flood.
+   */
+  #pingFree = false;
   /** our PINGs waiting for their ACK, by payload (a counter) */
   readonly #pings = new Map<bigint, { sent: number; resolve(ms: number): void; reject(error: Error): void }>();
   #pingsSent = 0n;
@@ -438,6 +444,7 @@ export class H2Connection {
       block = Buffer.concat([TABLE_SIZE_ZERO, block]);
     }
     for (const frame of encodeHeaderFrames(stream.id, block, this.#maxFrameSize, endStream)) this.#send(frame);
+    this.#pingFree = true;
     if (endStream) this.#localEnd(stream);
   }
 
@@ -481,6 +488,7 @@ export class H2Connection {
       this.#connectionSendWindow -= part.length;
       const last = stream.queue.length === 0 && stream.end === 'data';
       this.#send(encodeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part));
+      this.#pingFree = true;
       if (last) return this.#localEnd(stream);
     }
     if (stream.queue.length === 0 && stream.end !== undefined) {
@@ -673,7 +681,8 @@ export class H2Connection {
         const payload = pingToAnswer(frame);
         if (!payload) return this.#onPingAck(frame.payload);
         // as grpc-go: a peer that pings without end is told so ("too_many_pings") and the connection ends
-        if (!this.#budgets.ping.take()) throw new H2ProtocolError('too_many_pings', ErrorCode.ENHANCE_YOUR_CALM);
+        if (this.#pingFree) this.#pingFree = false;
+        else if (!this.#budgets.ping.take()) throw new H2ProtocolError('too_many_pings', ErrorCode.ENHANCE_YOUR_CALM);
         this.#send(encodeFrame(FrameType.PING, Flag.ACK, 0, payload));
         return;
       }

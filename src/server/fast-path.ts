@@ -31,7 +31,7 @@ const FAST_MAX_MESSAGE = 16 * 1024;
 
 const SAY_HELLO = greeterService.SayHello!;
 /** what grpc-js' unary handler sends with the answer (status OK, details 'OK'), encoded once */
-const OK_TRAILERS = encodeHeaders([
+export const OK_TRAILERS = encodeHeaders([
   ['grpc-status', '0'],
   ['grpc-message', 'OK'],
 ]);
@@ -72,13 +72,13 @@ function okHeadersBlock(hostname: string): Buffer {
   return okCache.block;
 }
 
-/** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata. */
-function trailersOnly(code: number, details: string, metadata: HeaderList): HeaderList {
+/** A trailers-only answer, as grpc-js sends one (an error before any message), with the handler's metadata, in its order. */
+export function trailersOnly(code: number, details: string, metadata: HeaderList): HeaderList {
   return [
     [':status', '200'],
-    ['content-type', 'application/grpc+proto'],
     ['grpc-status', String(code)],
     ['grpc-message', encodeURI(details)],
+    ['content-type', 'application/grpc+proto'],
     ...metadata,
     ['date', httpDate()],
   ];

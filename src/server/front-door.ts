@@ -1,9 +1,10 @@
 // The listening socket and its connections: node:net or node:tls. A connection that speaks HTTP/2 (plaintext:
 // the preface, or bytes that are no HTTP/1 request; TLS: ALPN h2) is an HTTP/2 connection of our own in the
 // server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here (refusals.ts); one
-// whose headers qualify goes to the fast path; every other stream, and one the fast path hands over, goes to
-// grpc-js (forward.ts). A connection that speaks HTTP/1 (plaintext: its request line; TLS: ALPN http/1.1 or
-// none) gets one answer, health or a refusal (http1.ts): HTTP/2 is never served over TLS without ALPN h2.
+// whose headers qualify is answered here (a SayHello: fast-path.ts; a health Check: health-check.ts); every
+// other stream, and one the fast path hands over, goes to grpc-js (forward.ts). A connection that speaks
+// HTTP/1 (plaintext: its request line; TLS: ALPN http/1.1 or none) gets one answer, health or a refusal
+// (http1.ts): HTTP/2 is never served over TLS without ALPN h2.
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -12,6 +13,7 @@ import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { readFirstBytes } from './first-bytes.ts';
 import { GrpcJsConnection } from './forward.ts';
+import { HealthCheckCall, qualifiesForHealthCheck, type ServerHealth } from './health-check.ts';
 import { serveHttp1 } from './http1.ts';
 import { H2Connection, type H2Stream, type StreamHandler } from '../h2/connection.ts';
 import type { ServerLimits } from '../h2/limits.ts';
@@ -30,8 +32,10 @@ export interface FrontDoorOptions {
   tls?: FrontDoorTls;
   hostname: string;
   faults: FaultOptions;
-  /** answer qualifying SayHellos here; false sends every call to grpc-js */
+  /** answer qualifying SayHellos and health Checks here; false sends every call to grpc-js */
   fastPath: boolean;
+  /** the statuses health Checks answer (health-check.ts) */
+  health: Pick<ServerHealth, 'statusOf'>;
   limits: ServerLimits;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
@@ -90,13 +94,18 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       for (const chunk of read) stream.consumed(chunk.length);
       return refuse(stream, refused);
     }
-    if (options.fastPath && qualifiesForFastPath(stream.headers, endedOnHeaders)) {
-      // what came with the HEADERS is handed to the call; if it hands the stream over to grpc-js meanwhile,
-      // grpc-js gets what the call had read and the rest of it
-      let next = 0;
-      const call = new FastCall(stream, options.faults, options.hostname, options.tracker, (bytes) => grpcJs().forward(stream, [...bytes, ...read.splice(next)]));
+    // what came with the HEADERS is handed to a call answered here; if it hands the stream over to grpc-js
+    // meanwhile, grpc-js gets what the call had read and the rest of it
+    let next = 0;
+    const toGrpcJs = (bytes: Buffer[]) => grpcJs().forward(stream, [...bytes, ...read.splice(next)]);
+    const start = (call: StreamHandler) => {
       while (next < read.length && stream.handler === call) call.onData(read[next++]!);
       if (stream.remoteEnded && stream.handler === call) call.onEnd();
+    };
+    if (options.fastPath && qualifiesForFastPath(stream.headers, endedOnHeaders)) {
+      start(new FastCall(stream, options.faults, options.hostname, options.tracker, toGrpcJs));
+    } else if (options.fastPath && qualifiesForHealthCheck(stream.headers, endedOnHeaders)) {
+      start(new HealthCheckCall(stream, options.health, options.tracker, toGrpcJs));
     } else {
       grpcJs().forward(stream, read);
     }

@@ -5,13 +5,13 @@
 import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from '../h2/limits.ts';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
 import { GREETER_SERVICE, greeterService, greeterStreamService, reflectedPackages } from '../proto.ts';
 import { trackCalls, type AccessLogEntry } from './access-log.ts';
 import type { FaultOptions } from './faults.ts';
 import { openFrontDoor, type FrontDoorTls } from './front-door.ts';
 import { greeterImplementation } from './greeter.ts';
 import { greeterStreams } from './greeter-stream.ts';
+import { ServerHealth } from './health-check.ts';
 
 export type ServerTls = FrontDoorTls;
 
@@ -25,7 +25,7 @@ export interface ServerOptions extends FaultOptions {
   /** how long shutdown() lets in-flight RPCs finish by default */
   graceMs: number;
   accessLog: ((entry: AccessLogEntry) => void) | null;
-  /** answer plain SayHellos in the front door (fast-path.ts); default true */
+  /** answer plain SayHellos and health Checks in the front door (fast-path.ts, health-check.ts); default true */
   fastPath?: boolean;
   /** HTTP/2 limits per connection (h2/limits.ts has the defaults) */
   limits?: Partial<ServerLimits>;
@@ -33,9 +33,9 @@ export interface ServerOptions extends FaultOptions {
 
 export interface RunningServer {
   port: number;
-  /** whether plain SayHellos take the fast path (fast-path.ts) */
+  /** whether plain SayHellos and health Checks take the fast path (fast-path.ts, health-check.ts) */
   fastPath: boolean;
-  health: HealthImplementation;
+  health: ServerHealth;
   /** RPCs being served, unary calls and GreeterStream streams (health Watch and reflection streams are not counted: they end only with their client) */
   inFlight(): number;
   /**
@@ -85,7 +85,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const streams = greeterStreams(options, options.hostname);
   add(greeterStreamService, streams.implementation, false);
 
-  const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'SERVING'])));
+  const health = new ServerHealth(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'SERVING'])));
   health.addToServer(registrar);
   new ReflectionService(reflectedPackages()).addToServer(registrar);
 
@@ -99,6 +99,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     hostname: options.hostname,
     faults,
     fastPath,
+    health,
     limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
     methodPaths,
     endlessPaths,

@@ -323,6 +323,11 @@ export function sayHelloMessage(bytes: number): Buffer {
 
 /** An empty HealthCheckRequest (service ""): the whole server. */
 const HEALTH_MESSAGE = grpcFrame(Buffer.alloc(0));
+/**
+ * What sends a health Check to grpc-js (forward.ts) rather than the front door's own answer (health-check.ts):
+ * a grpc-encoding, which grpc-js takes for an uncompressed message too. These attacks are on the forwarded path.
+ */
+const FORWARDED: HeaderList = [['grpc-encoding', 'gzip']];
 const SMALL_HELLO = sayHelloMessage(5);
 
 const headersFrame = (streamId: number, path: string, flags: number = Flag.END_HEADERS, extra: HeaderList = []) =>
@@ -497,7 +502,17 @@ async function flood(port: number, options: AttackOptions, spec: FloodSpec): Pro
 async function requests(
   port: number,
   options: AttackOptions,
-  spec: { name: string; path: string; body: Buffer; full: number; settings: Array<[number, number]>; extra?: Buffer; read?: 'always' | 'until-settings'; connections?: number },
+  spec: {
+    name: string;
+    path: string;
+    fields?: HeaderList;
+    body: Buffer;
+    full: number;
+    settings: Array<[number, number]>;
+    extra?: Buffer;
+    read?: 'always' | 'until-settings';
+    connections?: number;
+  },
 ): Promise<AttackReport> {
   const t0 = performance.now();
   const deadline = t0 + options.maxMs;
@@ -506,7 +521,7 @@ async function requests(
   const conns = await Promise.all(
     Array.from({ length: spec.connections ?? 1 }, () => AttackConn.open(port, { read, settings: spec.settings, extra: spec.extra, t0, host: options.host, deadline })),
   );
-  const headers = encodeHeaders(requestHeaders(spec.path));
+  const headers = encodeHeaders(requestHeaders(spec.path, spec.fields));
   let stoppedBy: AttackReport['stoppedBy'] = 'count';
   const notes: string[] = [];
   const sentPer = await Promise.all(
@@ -582,7 +597,7 @@ export const zeroWindow15KB: Attack = (port, options) =>
 
 /** 20,000 health Checks (forwarded to grpc-js) whose small answers the client's zero window holds back. */
 export const zeroWindowHealth: Attack = (port, options) =>
-  requests(port, options, { name: 'zero-window-health', path: HEALTH_CHECK_PATH, body: HEALTH_MESSAGE, full: 20_000, settings: ZERO_WINDOW });
+  requests(port, options, { name: 'zero-window-health', path: HEALTH_CHECK_PATH, fields: FORWARDED, body: HEALTH_MESSAGE, full: 20_000, settings: ZERO_WINDOW });
 
 /** HEADERS without END_HEADERS, then 1.5 M empty CONTINUATION frames (CVE-2024-27316 class): the block never grows, the frames do. */
 export const continuationFlood: Attack = (port, options) =>
@@ -622,15 +637,15 @@ export const emptyDataFlood: Attack = (port, options) =>
 
 /** 100k streams on `path` opened (HEADERS without END_STREAM) and never finished, on one connection. */
 const openStreams =
-  (name: string, path: string): Attack =>
+  (name: string, path: string, fields: HeaderList = []): Attack =>
   (port, options) =>
-    flood(port, options, { name, read: 'always', unit: [headersFrame(1, path)], perStream: true, full: 100_000, unitName: 'streams' });
+    flood(port, options, { name, read: 'always', unit: [headersFrame(1, path, Flag.END_HEADERS, fields)], perStream: true, full: 100_000, unitName: 'streams' });
 
 /** SayHello streams: the fast path's. */
 export const openStreamsSayHello = openStreams('open-streams-sayhello', SAY_HELLO_PATH);
 
 /** health Check streams: forwarded to grpc-js. */
-export const openStreamsHealth = openStreams('open-streams-health', HEALTH_CHECK_PATH);
+export const openStreamsHealth = openStreams('open-streams-health', HEALTH_CHECK_PATH, FORWARDED);
 
 /** 650k SETTINGS frames; the client never reads the ACKs (CVE-2019-9515). */
 export const settingsFlood: Attack = (port, options) =>
@@ -689,7 +704,7 @@ export const rapidReset: Attack = (port, options) =>
       headersFrame(1, SAY_HELLO_PATH),
       ...dataFrames(1, SMALL_HELLO, true),
       encodeRstStream(1, ErrorCode.CANCEL),
-      headersFrame(3, HEALTH_CHECK_PATH),
+      headersFrame(3, HEALTH_CHECK_PATH, Flag.END_HEADERS, FORWARDED),
       ...dataFrames(3, HEALTH_MESSAGE, true),
       encodeRstStream(3, ErrorCode.CANCEL),
     ],
@@ -718,9 +733,9 @@ const BOMB_VALUE = 'a'.repeat(4000);
 /** References per request: about 1 MB of decoded headers, under a 1 MiB header-list limit. */
 const BOMB_REFS = 250;
 
-function bombRequests(name: string, path: string, full: number, body: Buffer): Attack {
+function bombRequests(name: string, path: string, full: number, body: Buffer, fields: HeaderList = []): Attack {
   return (port, options) => {
-    const pseudo = encodeHeaders(requestHeaders(path));
+    const pseudo = encodeHeaders(requestHeaders(path, fields));
     const first = Buffer.concat([pseudo, hpackIndexedLiteral('x-bomb', BOMB_VALUE), Buffer.alloc(BOMB_REFS - 1, HPACK_NEWEST)]);
     const rest = Buffer.concat([pseudo, Buffer.alloc(BOMB_REFS, HPACK_NEWEST)]);
     return flood(port, options, {
@@ -740,7 +755,7 @@ function bombRequests(name: string, path: string, full: number, body: Buffer): A
 export const hpackBomb: Attack = bombRequests('hpack-bomb', SAY_HELLO_PATH, 20_000, SMALL_HELLO);
 
 /** The same ~1 MB of indexed headers on 2000 health Checks, which go to grpc-js. */
-export const forwardedIndexedHeaders: Attack = bombRequests('forwarded-1MB-headers', HEALTH_CHECK_PATH, 2000, HEALTH_MESSAGE);
+export const forwardedIndexedHeaders: Attack = bombRequests('forwarded-1MB-headers', HEALTH_CHECK_PATH, 2000, HEALTH_MESSAGE, FORWARDED);
 
 /**
  * 100 SayHello streams whose message says 100 MB (length prefix) and whose bodies then come as fast as the

@@ -1,0 +1,185 @@
+// grpc.health.v1.Health/Check answered by the front door (src/server/health-check.ts). Every request here goes to
+// two in-process servers, one that answers Checks itself and one that forwards them to grpc-health-check's
+// service in grpc-js, and what comes back must be the same: HTTP status, headers (but the date) in their order,
+// the message's bytes, trailers, and the access-log line (but its times). Then the clients that make these calls
+// in the field: grpcio (C-core, as grpc-health-probe and the kubelet are grpc-go) and our own -health.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import { HEALTH_CHECK_PATH } from '../src/rpc-names.ts';
+import { client } from './helpers/client.ts';
+import { hasGrpcio, python, pythonArgs } from './helpers/python.ts';
+import { grpcFrame, grpcHeaders, h2Session, rawRequest, varint, type RawAnswer } from './helpers/raw-grpc.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+let fast: TestServer;
+let plain: TestServer;
+let fastSession: ClientHttp2Session;
+let plainSession: ClientHttp2Session;
+
+beforeAll(async () => {
+  [fast, plain] = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
+  [fastSession, plainSession] = await Promise.all([h2Session(fast.address), h2Session(plain.address)]);
+});
+afterAll(() => {
+  for (const s of [fastSession, plainSession]) s?.destroy();
+  for (const s of [fast, plain]) s?.forceShutdown();
+});
+
+/** HealthCheckRequest { string service = 1 } by hand; '' is the empty message, as clients send it. */
+function checkRequest(service: string | Buffer): Buffer {
+  const bytes = typeof service === 'string' ? Buffer.from(service, 'utf8') : service;
+  return bytes.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
+}
+
+const checkHeaders = (extra: OutgoingHttpHeaders = {}) => grpcHeaders(HEALTH_CHECK_PATH, extra);
+
+/** What a client can see of an answer but the date, with the order of the header fields. */
+function seen(a: RawAnswer) {
+  const { date: _date, ...headers } = a.headers;
+  return { httpStatus: a.httpStatus, headers, order: Object.keys(headers), data: a.data.toString('hex'), trailers: { ...a.trailers }, timedOut: a.timedOut };
+}
+
+const logLine = (e: TestServer['log'][number]) => {
+  const { time: _t, duration_ms: _d, peer: _p, authority: _a, ...rest } = e;
+  return rest;
+};
+
+/** The same request to both servers: the same answer, and the same access-log line but for times and ports. */
+async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) {
+  const logged = [fast.log.length, plain.log.length];
+  const [a, b] = await Promise.all([rawRequest(fastSession, headers, body, options), rawRequest(plainSession, headers, body, options)]);
+  await expect.poll(() => [fast.log.length - logged[0]!, plain.log.length - logged[1]!]).toEqual([1, 1]);
+  expect(logLine(fast.log.at(-1)!)).toEqual(logLine(plain.log.at(-1)!));
+  expect(seen(a)).toEqual(seen(b));
+  expect(a.httpStatus, a.error).toBe(200);
+  return a;
+}
+
+describe('health Check on the fast path', () => {
+  const split = (frame: Buffer, at: number) => [frame.subarray(0, at), frame.subarray(at)];
+  const cases: [string, OutgoingHttpHeaders, Buffer[], { status?: number; data?: string }][] = [
+    ['the server ("", an empty message): SERVING', checkHeaders(), [grpcFrame(checkRequest(''))], { status: 0, data: '00000000020801' }],
+    ['helloworld.Greeter: SERVING', checkHeaders(), [grpcFrame(checkRequest('helloworld.Greeter'))], { status: 0, data: '00000000020801' }],
+    ['"" sent as a field of its own', checkHeaders(), [grpcFrame(Buffer.from([0x0a, 0x00]))], { status: 0 }],
+    ['an unknown service: NOT_FOUND', checkHeaders(), [grpcFrame(checkRequest('no.Such'))], { status: 5, data: '' }],
+    ['a name to percent-encode', checkHeaders(), [grpcFrame(checkRequest('a b%c ✓ "x"'))], { status: 5 }],
+    ['a name that is not UTF-8', checkHeaders(), [grpcFrame(checkRequest(Buffer.from([0xff, 0xfe, 0xc3])))], {}],
+    ['unknown fields around the name', checkHeaders(), [grpcFrame(Buffer.concat([Buffer.from([0x10, 0x05]), checkRequest('helloworld.Greeter'), Buffer.from([0x1a, 0x01, 0x41])]))], { status: 0 }],
+    ['a user agent, metadata, a deadline', checkHeaders({ 'user-agent': 'grpc-go/1.33.3', 'x-any': 'v', 'grpc-timeout': '1S' }), [grpcFrame(checkRequest(''))], { status: 0 }],
+    ['a malformed grpc-timeout', checkHeaders({ 'grpc-timeout': 'soon' }), [grpcFrame(checkRequest(''))], {}],
+    ['grpc-encoding gzip on an uncompressed message', checkHeaders({ 'grpc-encoding': 'gzip' }), [grpcFrame(checkRequest(''))], {}],
+    ['a compressed flag', checkHeaders(), [grpcFrame(checkRequest(''), { compressed: true })], {}],
+    ['two messages', checkHeaders(), [grpcFrame(checkRequest('')), grpcFrame(checkRequest('x'))], {}],
+    ['a message split over two DATA frames', checkHeaders(), split(grpcFrame(checkRequest('helloworld.Greeter')), 7), { status: 0 }],
+    ['stray bytes after the message', checkHeaders(), [Buffer.concat([grpcFrame(checkRequest('')), Buffer.from([1, 2])])], {}],
+    ['no message at all', checkHeaders(), [], {}],
+    ['bytes protobuf rejects', checkHeaders(), [grpcFrame(Buffer.from([0x0a, 0xff, 0xff, 0xff]))], {}],
+    ['a 5,000-byte name (grpc-js)', checkHeaders(), [grpcFrame(checkRequest('n'.repeat(5000)))], { status: 5 }],
+  ];
+  for (const [name, headers, body, expected] of cases) {
+    it(`answers ${name} as grpc-health-check does`, async () => {
+      const a = await both(headers, body);
+      if (expected.status !== undefined) expect(a.grpcStatus).toBe(expected.status);
+      if (expected.data !== undefined) expect(a.data.toString('hex')).toBe(expected.data);
+    });
+  }
+
+  it('answers a deadline that passes before the request ends as grpc-js does (DEADLINE_EXCEEDED)', async () => {
+    const a = await both(checkHeaders({ 'grpc-timeout': '200m' }), [grpcFrame(checkRequest(''))], { keepOpen: true, waitMs: 5000 });
+    expect(a.grpcStatus).toBe(4);
+  });
+
+  it('follows setStatus: NOT_SERVING, then SERVING again, for one service and not the other', async () => {
+    for (const s of [fast, plain]) s.health.setStatus('helloworld.Greeter', 'NOT_SERVING');
+    try {
+      const a = await both(checkHeaders(), [grpcFrame(checkRequest('helloworld.Greeter'))]);
+      expect(a.data.toString('hex')).toBe('00000000020802');
+      expect((await both(checkHeaders(), [grpcFrame(checkRequest(''))])).data.toString('hex')).toBe('00000000020801');
+    } finally {
+      for (const s of [fast, plain]) s.health.setStatus('helloworld.Greeter', 'SERVING');
+    }
+    expect((await both(checkHeaders(), [grpcFrame(checkRequest('helloworld.Greeter'))])).data.toString('hex')).toBe('00000000020801');
+  });
+
+  it('answers NOT_SERVING to a Check whose request ends once a shutdown has begun, as grpc-js does', async () => {
+    const servers = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
+    const sessions = await Promise.all(servers.map((s) => h2Session(s.address)));
+    try {
+      // the request is open when the shutdown begins; its message comes after
+      const streams = sessions.map((session) => session.request(checkHeaders(), { endStream: false }));
+      const answers = streams.map(
+        (stream) =>
+          new Promise<{ data: string; trailers: Record<string, unknown> }>((resolve) => {
+            const chunks: Buffer[] = [];
+            let trailers: Record<string, unknown> = {};
+            stream.on('data', (d: Buffer) => chunks.push(d));
+            stream.on('trailers', (t) => (trailers = Object.fromEntries(Object.entries(t))));
+            stream.on('error', () => {});
+            stream.on('close', () => resolve({ data: Buffer.concat(chunks).toString('hex'), trailers }));
+          }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100)); // both streams reached their server
+      const stopped = servers.map((s) => s.shutdown(5000));
+      for (const stream of streams) stream.end(grpcFrame(checkRequest('')));
+      const [a, b] = await Promise.all(answers);
+      expect(a).toEqual({ data: '00000000020802', trailers: { 'grpc-status': '0', 'grpc-message': 'OK' } });
+      expect(b).toEqual(a);
+      expect(await Promise.all(stopped)).toEqual([true, true]);
+      expect(logLine(servers[0]!.log.at(-1)!)).toEqual(logLine(servers[1]!.log.at(-1)!));
+    } finally {
+      for (const session of sessions) session.destroy();
+      for (const s of servers) s.forceShutdown();
+    }
+  });
+
+  it('counts a Check whose client goes away before its request ended as cancelled, and not in flight', async () => {
+    const session = await h2Session(fast.address);
+    const logged = fast.log.length;
+    const stream = session.request(checkHeaders(), { endStream: false });
+    stream.on('error', () => {});
+    stream.write(grpcFrame(checkRequest('')));
+    await expect.poll(() => fast.inFlight()).toBe(1);
+    session.destroy(); // (a stream's own close() half-closes it first, which the server would answer)
+    await expect.poll(() => fast.log.length).toBe(logged + 1);
+    expect(fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 1, status: 'CANCELLED' });
+    expect(fast.inFlight()).toBe(0);
+  });
+
+  it('leaves Watch to grpc-js: its first message is the status', async () => {
+    const a = await rawRequest(fastSession, grpcHeaders('/grpc.health.v1.Health/Watch'), [grpcFrame(checkRequest(''))], { waitMs: 1000 });
+    expect(a.httpStatus).toBe(200);
+    expect(a.data.toString('hex')).toBe('00000000020801');
+    expect(a.timedOut).toBe(true); // a Watch does not end by itself
+  });
+});
+
+describe('clients that check health', () => {
+  test.skipIf(!hasGrpcio)('grpcio (C-core) gets the same answers from the fast path as from grpc-js', async () => {
+    const services = ['', 'helloworld.Greeter', 'no.Such', 'ünï code'];
+    // (not spawnSync: the servers answer in this process)
+    const run = async (address: string) => {
+      const { stdout } = await promisify(execFile)(python, pythonArgs('python-health-check.py', [address, ...services]), { encoding: 'utf8', timeout: 30_000 });
+      return JSON.parse(stdout) as Array<{ service: string; code: number; details: string; response: string; headers: string[] }>;
+    };
+    const [fromFast, fromGrpcJs] = await Promise.all([run(fast.address), run(plain.address)]);
+    expect(fromFast).toEqual(fromGrpcJs);
+    expect(fromFast.map((r) => [r.code, r.response])).toEqual([
+      [0, '0801'],
+      [0, '0801'],
+      [5, ''],
+      [5, ''],
+    ]);
+    expect(fromFast[2]!.details).toBe('Health status unknown for service no.Such');
+  });
+
+  test('our client: -health and -service, SERVING, NOT_FOUND', async () => {
+    const ok = await client(['-server_addr', fast.address, '-health', '-service', 'helloworld.Greeter']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^status: SERVING service "helloworld.Greeter" \(/);
+    const unknown = await client(['-server_addr', fast.address, '-health', '-service', 'no.Such']);
+    expect(unknown.stderr).toMatch(/^could not check health: NOT_FOUND: Health status unknown for service no\.Such/);
+    expect(fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 5 });
+  });
+});
