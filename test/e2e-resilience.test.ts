@@ -6,7 +6,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { settledScenarios } from './helpers/settled-scenarios.ts';
 import { FAULT_LUA, findHaproxy, renderHaproxyConfig } from '../e2e/haproxy.ts';
 import { checkResilience, planResilience, planResilienceScenario, ResilienceError, resilienceScenarios, runsInKind, runsLocally, type ResiliencePlan } from '../e2e/resilience.ts';
 import { runResilienceLocally, type ResilienceReport } from '../e2e/resilience-local.ts';
@@ -126,28 +127,14 @@ describe('the resilience plans, predicted from k8s/istio', () => {
 });
 
 describe.skipIf(!haproxy)('resilience e2e, locally: HAProxy rendered from k8s/istio in front of several built servers', () => {
-  const settled = new Map<string, PromiseSettledResult<ResilienceReport>>();
-  let wallMs = 0;
   const local = plans.filter((p) => runsLocally(p.scenario));
-
-  beforeAll(async () => {
-    const started = performance.now();
-    // two groups at a time (replicas started together, shared by the scenarios with the same servers): the machine may be busy
-    for (const [name, result] of await runResilienceLocally(local, 2)) settled.set(name, result);
-    wallMs = performance.now() - started;
-  }, 180_000);
-
-  afterAll(() => {
-    const each = [...settled].map(([name, r]) => `${name} ${r.status === 'fulfilled' ? `${r.value.observed.replicas.map((x) => x.ok).join('/')}` : 'failed'}`);
-    console.info(`local resilience e2e: ${(wallMs / 1000).toFixed(1)}s for ${settled.size} scenarios (OK per replica: ${each.join(', ')})`);
-  });
-
-  const report = (name: string): ResilienceReport => {
-    const r = settled.get(name);
-    if (!r) throw new Error(`scenario ${name} did not run`);
-    if (r.status === 'rejected') throw r.reason;
-    return r.value;
-  };
+  // two groups at a time (replicas started together, shared by the scenarios with the same servers): the machine may be busy
+  const report = settledScenarios<ResilienceReport>(
+    'local resilience e2e (OK per replica)',
+    () => runResilienceLocally(local, 2),
+    (r) => r.observed.replicas.map((x) => x.ok).join('/'),
+    180_000,
+  );
   const describeRun = (r: ResilienceReport) =>
     `${r.command}\n  exit ${r.exitCode}\n  replicas ${JSON.stringify(r.observed.replicas)}\n  statuses ${JSON.stringify(r.observed.requests.map((q) => `${q.status} ${Math.round(q.latency_ms)}`))}\n  stderr ${r.stderr.slice(0, 600)}\n${r.haproxyConfig}`;
 
@@ -182,4 +169,4 @@ describe.skipIf(!haproxy)('resilience e2e, locally: HAProxy rendered from k8s/is
   });
 });
 
-it.runIf(!haproxy)('the local resilience e2e is skipped: haproxy is not installed', () => {});
+if (!haproxy) console.warn(`e2e-resilience.test.ts: haproxy not found: the local e2e is SKIPPED (.ci/run installs it)`);

@@ -2,7 +2,8 @@
 // k8s/istio, its route timeout included, and a stream idle timeout) and as an ingress gateway terminating
 // TLS, in front of the built server, with the built client. All scenarios at once, everything stopped in the
 // end. The predictions come from the manifests; the tests then spell out the issue's bounds on the raw output.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { seconds, settleEach, settledScenarios } from './helpers/settled-scenarios.ts';
 import { findHaproxy } from '../e2e/haproxy.ts';
 import { ScenarioError } from '../e2e/scenarios.ts';
 import { runStreamScenarioLocally, type StreamCallReport, type StreamScenarioReport } from '../e2e/stream-local.ts';
@@ -60,28 +61,7 @@ spec:
 });
 
 describe.skipIf(!haproxy)('stream e2e, locally: HAProxy as sidecar and gateway in front of the built server', () => {
-  const settled = new Map<string, PromiseSettledResult<StreamScenarioReport>>();
-  let wallMs = 0;
-
-  beforeAll(async () => {
-    const started = performance.now();
-    const plans = planStreamScenarios();
-    const results = await Promise.allSettled(plans.map(runStreamScenarioLocally));
-    plans.forEach((p, i) => settled.set(p.scenario.name, results[i]!));
-    wallMs = performance.now() - started;
-  }, 60_000);
-
-  afterAll(() => {
-    const each = [...settled].map(([name, r]) => `${name} ${r.status === 'fulfilled' ? `${(r.value.ms / 1000).toFixed(1)}s` : 'failed'}`);
-    console.info(`local stream e2e: ${(wallMs / 1000).toFixed(1)}s for ${settled.size} scenarios at once (${each.join(', ')})`);
-  });
-
-  const report = (name: string): StreamScenarioReport => {
-    const r = settled.get(name);
-    if (!r) throw new Error(`scenario ${name} did not run`);
-    if (r.status === 'rejected') throw r.reason;
-    return r.value;
-  };
+  const report = settledScenarios<StreamScenarioReport>('local stream e2e, all at once', () => settleEach(planStreamScenarios(), runStreamScenarioLocally), seconds, 60_000);
   const describeCall = (c: StreamCallReport) =>
     `${c.command}\n  exit ${c.run.code}\n  stdout ${c.run.stdout.slice(0, 600)}\n  stderr ${c.run.stderr.trim()}\n  server ${JSON.stringify(c.serverEntries)}`;
   const stream = (c: StreamCallReport) => c.outcome.stream!;
@@ -138,10 +118,6 @@ describe.skipIf(!haproxy)('stream e2e, locally: HAProxy as sidecar and gateway i
     expect(r.haproxyConfig).toMatch(/bind 127\.0\.0\.1:\d+ ssl crt '[^']+gateway\.pem' alpn h2/);
     expect(r.haproxyConfig).toMatch(/server s1 127\.0\.0\.1:\d+ proto h2/);
   });
-
-  it('the whole local stream e2e stays well under a minute', () => {
-    expect(wallMs).toBeLessThan(60_000);
-  });
 });
 
-it.runIf(!haproxy)('the local stream e2e is skipped: haproxy is not installed (.ci/run installs it)', () => {});
+if (!haproxy) console.warn(`e2e-streams.test.ts: haproxy not found: the local e2e is SKIPPED (.ci/run installs it)`);

@@ -5,7 +5,8 @@
 //
 // What each call must show is predicted from the manifest (e2e/scenarios.ts: predict); the tests below
 // check the predictions' problems list, and then spell out the issue's bounds against the raw output.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { seconds, settleEach, settledScenarios } from './helpers/settled-scenarios.ts';
 import { findHaproxy } from '../e2e/haproxy.ts';
 import { runScenarioLocally, type CallReport, type ScenarioReport } from '../e2e/local.ts';
 import {
@@ -95,28 +96,12 @@ spec:
 
 // (skipped where haproxy is not installed; .ci/run installs it)
 describe.skipIf(!haproxy)('fault injection e2e, locally: HAProxy rendered from k8s/istio in front of the built server', () => {
-  const settled = new Map<string, PromiseSettledResult<ScenarioReport>>();
-  let wallMs = 0;
-
-  beforeAll(async () => {
-    const started = performance.now();
-    const plans = planScenarios();
-    const results = await Promise.allSettled(plans.map((p) => runScenarioLocally(p.scenario, p.vs, p.predictions)));
-    plans.forEach((p, i) => settled.set(p.scenario.name, results[i]!));
-    wallMs = performance.now() - started;
-  }, 60_000);
-
-  afterAll(() => {
-    const each = [...settled].map(([name, r]) => `${name} ${r.status === 'fulfilled' ? `${(r.value.ms / 1000).toFixed(1)}s` : 'failed'}`);
-    console.info(`local fault e2e: ${(wallMs / 1000).toFixed(1)}s for ${settled.size} scenarios at once (${each.join(', ')})`);
-  });
-
-  const report = (name: string): ScenarioReport => {
-    const r = settled.get(name);
-    if (!r) throw new Error(`scenario ${name} did not run`);
-    if (r.status === 'rejected') throw r.reason;
-    return r.value;
-  };
+  const report = settledScenarios<ScenarioReport>(
+    'local fault e2e, all at once',
+    () => settleEach(planScenarios(), (p) => runScenarioLocally(p.scenario, p.vs, p.predictions)),
+    seconds,
+    60_000,
+  );
   const describeCall = (c: CallReport) =>
     `${c.command}\n  exit ${c.run.code}\n  stdout ${c.run.stdout.slice(0, 1500)}\n  stderr ${c.run.stderr.trim()}\n  server ${JSON.stringify(c.serverEntries)}`;
   const fault = (r: ScenarioReport) => r.calls.filter((c) => !c.baseline);

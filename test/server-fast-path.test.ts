@@ -1,27 +1,16 @@
 // The fast path (src/server/fast-path.ts) answers plain SayHellos outside grpc-js. Every request here goes
 // to two in-process servers, one with the fast path and one without, and what comes back must be the same:
 // HTTP status, headers (but the date), DATA bytes, trailers, and the access-log line (but its times).
-import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http2';
 import { constants as h2 } from 'node:http2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { grpcFrame, grpcHeaders, h2Session, helloRequest, rawRequest, type RawAnswer } from './helpers/raw-grpc.ts';
 import { greeterClient, sayHello } from './helpers/grpc-js-client.ts';
+import { fastAndPlainServers } from './helpers/fast-and-plain.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { qualifiesForFastPath } from '../src/server/fast-path.ts';
 
-let fast: TestServer;
-let plain: TestServer;
-let fastSession: ClientHttp2Session;
-let plainSession: ClientHttp2Session;
-
-beforeAll(async () => {
-  [fast, plain] = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
-  [fastSession, plainSession] = await Promise.all([h2Session(fast.address), h2Session(plain.address)]);
-});
-afterAll(() => {
-  for (const s of [fastSession, plainSession]) s?.destroy();
-  for (const s of [fast, plain]) s?.forceShutdown();
-});
+const servers = fastAndPlainServers();
 
 const MB = 1024 * 1024;
 
@@ -36,16 +25,16 @@ function seen(a: RawAnswer) {
 
 /** The same request to both servers: the same answer, and the same access-log line but for times and ports. */
 async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) {
-  const fastLogged = fast.log.length;
-  const plainLogged = plain.log.length;
-  const [a, b] = await Promise.all([rawRequest(fastSession, headers, body, options), rawRequest(plainSession, headers, body, options)]);
+  const fastLogged = servers.fast.log.length;
+  const plainLogged = servers.plain.log.length;
+  const [a, b] = await Promise.all([rawRequest(servers.fastSession, headers, body, options), rawRequest(servers.plainSession, headers, body, options)]);
   // the line is written when the call ends, which can be just after the client saw the end
-  await expect.poll(() => [fast.log.length - fastLogged, plain.log.length - plainLogged]).toEqual([1, 1]);
+  await expect.poll(() => [servers.fast.log.length - fastLogged, servers.plain.log.length - plainLogged]).toEqual([1, 1]);
   const line = (e: TestServer['log'][number]) => {
     const { time: _t, duration_ms: _d, peer: _p, authority: _a, ...rest } = e;
     return rest;
   };
-  expect(line(fast.log.at(-1)!)).toEqual(line(plain.log.at(-1)!));
+  expect(line(servers.fast.log.at(-1)!)).toEqual(line(servers.plain.log.at(-1)!));
   expect(seen(a)).toEqual(seen(b));
   // the same answer is not enough: both servers could fail alike (a 1 MB answer once did, on both)
   expect(a.httpStatus, a.error).toBe(200);
@@ -54,8 +43,8 @@ async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Para
 
 describe('fast path', () => {
   it('is on by default, and off when -sleep or -fail_rate make every SayHello grpc-js work', async () => {
-    expect(fast.fastPath).toBe(true);
-    expect(plain.fastPath).toBe(false);
+    expect(servers.fast.fastPath).toBe(true);
+    expect(servers.plain.fastPath).toBe(false);
   });
 
   // -sleep and -fail_rate are served on the fast path too: the same answers as grpc-js' greeter gives
@@ -135,7 +124,7 @@ describe('fast path', () => {
   it('answers a wrong content-type as grpc-js does (HTTP 415, no call, nothing logged)', async () => {
     const headers = grpcHeaders(undefined, { 'content-type': 'application/json' });
     const body = [grpcFrame(helloRequest('j'))];
-    const [a, b] = await Promise.all([rawRequest(fastSession, headers, body), rawRequest(plainSession, headers, body)]);
+    const [a, b] = await Promise.all([rawRequest(servers.fastSession, headers, body), rawRequest(servers.plainSession, headers, body)]);
     expect(a.httpStatus).toBe(415);
     expect(seen(a)).toEqual(seen(b));
   });
@@ -154,7 +143,7 @@ describe('fast path', () => {
 
   it('logs a client that goes away during a delay as grpc-js does, and counts it out', async () => {
     const statuses: string[] = [];
-    for (const s of [plain, fast]) {
+    for (const s of [servers.plain, servers.fast]) {
       const session = await h2Session(s.address);
       const before = s.log.length;
       const stream = session.request(grpcHeaders(undefined, { 'x-helloworld-delay-ms': '3000', 'grpc-timeout': '10S' }));
@@ -172,14 +161,14 @@ describe('fast path', () => {
 
   it('waits out a delay before answering', async () => {
     const started = performance.now();
-    const a = await rawRequest(fastSession, grpcHeaders(undefined, { 'x-helloworld-delay-ms': '50' }), [grpcFrame(helloRequest('wait'))]);
+    const a = await rawRequest(servers.fastSession, grpcHeaders(undefined, { 'x-helloworld-delay-ms': '50' }), [grpcFrame(helloRequest('wait'))]);
     expect(a.grpcStatus).toBe(0);
     expect(performance.now() - started).toBeGreaterThanOrEqual(50);
-    await expect.poll(() => fast.log.at(-1)?.duration_ms ?? 0).toBeGreaterThanOrEqual(50);
+    await expect.poll(() => servers.fast.log.at(-1)?.duration_ms ?? 0).toBeGreaterThanOrEqual(50);
   });
 
   it('answers a SayHello with 70 KB of metadata on either path, as grpc-js on node:http2 did', async () => {
-    for (const s of [fast, plain]) {
+    for (const s of [servers.fast, servers.plain]) {
       const client = greeterClient(s.address);
       try {
         const answer = await sayHello(client, 'big', { metadata: { 'x-big': 'v'.repeat(70_000) } });
@@ -206,7 +195,7 @@ describe('fast path', () => {
   for (const how of ['RST_STREAM', 'a closed connection'] as const) {
     it(`logs a call that ends by ${how} before the client half-closed as grpc-js does, and counts it out`, async () => {
       const statuses: string[] = [];
-      for (const s of [plain, fast]) {
+      for (const s of [servers.plain, servers.fast]) {
         const session = await h2Session(s.address);
         const before = s.log.length;
         const stream = session.request(grpcHeaders(), { endStream: false });

@@ -5,27 +5,16 @@
 // in the field: grpcio (C-core, as grpc-health-probe and the kubelet are grpc-go) and our own -health.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
-import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import { describe, expect, it, test } from 'vitest';
 import { HEALTH_CHECK_PATH } from '../src/rpc-names.ts';
 import { client } from './helpers/client.ts';
 import { hasGrpcio, python, pythonArgs } from './helpers/python.ts';
 import { grpcFrame, grpcHeaders, h2Session, rawRequest, varint, type RawAnswer } from './helpers/raw-grpc.ts';
+import { fastAndPlainServers } from './helpers/fast-and-plain.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-let fast: TestServer;
-let plain: TestServer;
-let fastSession: ClientHttp2Session;
-let plainSession: ClientHttp2Session;
-
-beforeAll(async () => {
-  [fast, plain] = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
-  [fastSession, plainSession] = await Promise.all([h2Session(fast.address), h2Session(plain.address)]);
-});
-afterAll(() => {
-  for (const s of [fastSession, plainSession]) s?.destroy();
-  for (const s of [fast, plain]) s?.forceShutdown();
-});
+const servers = fastAndPlainServers();
 
 /** HealthCheckRequest { string service = 1 } by hand; '' is the empty message, as clients send it. */
 function checkRequest(service: string | Buffer): Buffer {
@@ -48,10 +37,10 @@ const logLine = (e: TestServer['log'][number]) => {
 
 /** The same request to both servers: the same answer, and the same access-log line but for times and ports. */
 async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) {
-  const logged = [fast.log.length, plain.log.length];
-  const [a, b] = await Promise.all([rawRequest(fastSession, headers, body, options), rawRequest(plainSession, headers, body, options)]);
-  await expect.poll(() => [fast.log.length - logged[0]!, plain.log.length - logged[1]!]).toEqual([1, 1]);
-  expect(logLine(fast.log.at(-1)!)).toEqual(logLine(plain.log.at(-1)!));
+  const logged = [servers.fast.log.length, servers.plain.log.length];
+  const [a, b] = await Promise.all([rawRequest(servers.fastSession, headers, body, options), rawRequest(servers.plainSession, headers, body, options)]);
+  await expect.poll(() => [servers.fast.log.length - logged[0]!, servers.plain.log.length - logged[1]!]).toEqual([1, 1]);
+  expect(logLine(servers.fast.log.at(-1)!)).toEqual(logLine(servers.plain.log.at(-1)!));
   expect(seen(a)).toEqual(seen(b));
   expect(a.httpStatus, a.error).toBe(200);
   return a;
@@ -92,13 +81,13 @@ describe('health Check on the fast path', () => {
   });
 
   it('follows setStatus: NOT_SERVING, then SERVING again, for one service and not the other', async () => {
-    for (const s of [fast, plain]) s.health.setStatus('helloworld.Greeter', 'NOT_SERVING');
+    for (const s of [servers.fast, servers.plain]) s.health.setStatus('helloworld.Greeter', 'NOT_SERVING');
     try {
       const a = await both(checkHeaders(), [grpcFrame(checkRequest('helloworld.Greeter'))]);
       expect(a.data.toString('hex')).toBe('00000000020802');
       expect((await both(checkHeaders(), [grpcFrame(checkRequest(''))])).data.toString('hex')).toBe('00000000020801');
     } finally {
-      for (const s of [fast, plain]) s.health.setStatus('helloworld.Greeter', 'SERVING');
+      for (const s of [servers.fast, servers.plain]) s.health.setStatus('helloworld.Greeter', 'SERVING');
     }
     expect((await both(checkHeaders(), [grpcFrame(checkRequest('helloworld.Greeter'))])).data.toString('hex')).toBe('00000000020801');
   });
@@ -135,20 +124,20 @@ describe('health Check on the fast path', () => {
   });
 
   it('counts a Check whose client goes away before its request ended as cancelled, and not in flight', async () => {
-    const session = await h2Session(fast.address);
-    const logged = fast.log.length;
+    const session = await h2Session(servers.fast.address);
+    const logged = servers.fast.log.length;
     const stream = session.request(checkHeaders(), { endStream: false });
     stream.on('error', () => {});
     stream.write(grpcFrame(checkRequest('')));
-    await expect.poll(() => fast.inFlight()).toBe(1);
+    await expect.poll(() => servers.fast.inFlight()).toBe(1);
     session.destroy(); // (a stream's own close() half-closes it first, which the server would answer)
-    await expect.poll(() => fast.log.length).toBe(logged + 1);
-    expect(fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 1, status: 'CANCELLED' });
-    expect(fast.inFlight()).toBe(0);
+    await expect.poll(() => servers.fast.log.length).toBe(logged + 1);
+    expect(servers.fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 1, status: 'CANCELLED' });
+    expect(servers.fast.inFlight()).toBe(0);
   });
 
   it('leaves Watch to grpc-js: its first message is the status', async () => {
-    const a = await rawRequest(fastSession, grpcHeaders('/grpc.health.v1.Health/Watch'), [grpcFrame(checkRequest(''))], { waitMs: 1000 });
+    const a = await rawRequest(servers.fastSession, grpcHeaders('/grpc.health.v1.Health/Watch'), [grpcFrame(checkRequest(''))], { waitMs: 1000 });
     expect(a.httpStatus).toBe(200);
     expect(a.data.toString('hex')).toBe('00000000020801');
     expect(a.timedOut).toBe(true); // a Watch does not end by itself
@@ -163,7 +152,7 @@ describe('clients that check health', () => {
       const { stdout } = await promisify(execFile)(python, pythonArgs('python-health-check.py', [address, ...services]), { encoding: 'utf8', timeout: 30_000 });
       return JSON.parse(stdout) as Array<{ service: string; code: number; details: string; response: string; headers: string[] }>;
     };
-    const [fromFast, fromGrpcJs] = await Promise.all([run(fast.address), run(plain.address)]);
+    const [fromFast, fromGrpcJs] = await Promise.all([run(servers.fast.address), run(servers.plain.address)]);
     expect(fromFast).toEqual(fromGrpcJs);
     expect(fromFast.map((r) => [r.code, r.response])).toEqual([
       [0, '0801'],
@@ -175,11 +164,11 @@ describe('clients that check health', () => {
   });
 
   test('our client: -health and -service, SERVING, NOT_FOUND', async () => {
-    const ok = await client(['-server_addr', fast.address, '-health', '-service', 'helloworld.Greeter']);
+    const ok = await client(['-server_addr', servers.fast.address, '-health', '-service', 'helloworld.Greeter']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/^status: SERVING service "helloworld.Greeter" \(/);
-    const unknown = await client(['-server_addr', fast.address, '-health', '-service', 'no.Such']);
+    const unknown = await client(['-server_addr', servers.fast.address, '-health', '-service', 'no.Such']);
     expect(unknown.stderr).toMatch(/^could not check health: NOT_FOUND: Health status unknown for service no\.Such/);
-    expect(fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 5 });
+    expect(servers.fast.log.at(-1)).toMatchObject({ method: HEALTH_CHECK_PATH, code: 5 });
   });
 });

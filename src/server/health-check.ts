@@ -14,16 +14,17 @@ import { frame } from '../grpc-frame.ts';
 import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders } from '../h2/hpack.ts';
 import { HEALTH_CHECK_PATH } from '../rpc-names.ts';
+import { Code } from '../status.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
-import { httpDate, OK_TRAILERS, trailersOnly } from './fast-path.ts';
+import { OK_TRAILERS, trailersOnly } from './fast-path.ts';
+import { httpDate } from './http-date.ts';
 
 export { HEALTH_CHECK_PATH };
 
 const CHECK = healthService.Check!;
 /** A HealthCheckRequest is one service name: a larger one is grpc-js' to refuse or answer. */
 const MAX_REQUEST = 4096;
-const NOT_FOUND = 5;
 
 /** grpc-health-check's service, whose statuses can also be read (its own map is private). */
 export class ServerHealth extends HealthImplementation {
@@ -143,7 +144,7 @@ export class HealthCheckCall implements StreamHandler {
     this.cancelDeadline?.();
     // the status as the request ends, when grpc-health-check's handler would read it
     const status = this.health.statusOf(this.service);
-    if (status === undefined) return this.end(trailersOnly(NOT_FOUND, this.notFound, []), NOT_FOUND, this.notFound);
+    if (status === undefined) return this.end(trailersOnly(Code.NOT_FOUND, this.notFound, []), Code.NOT_FOUND, this.notFound);
     const { stream } = this;
     stream.respond(okHeadersBlock());
     stream.write(answerOf(status));
