@@ -71,7 +71,8 @@ describe.skipIf(!hasGrpcio)('our client calling a grpcio GreeterStream', () => {
       ['Hello Zoë 2', 'python'],
       ['Hello Zoë 3', 'python'],
     ]);
-    expect(replies[2]!.ms_since_start - replies[0]!.ms_since_start).toBeGreaterThanOrEqual(190);
+    // the last reply goes out two intervals after the first, which goes out after the stream started
+    expect(replies[2]!.ms_since_start).toBeGreaterThanOrEqual(197);
   });
 
   test('-stream bidi: each request answered', async () => {
@@ -125,8 +126,8 @@ describe.skipIf(!hasGoGrpc)('grpc-go both ways: its client calling our GreeterSt
       ['Hello Zoë 2', 'go'],
       ['Hello Zoë 3', 'go'],
     ]);
-    // 600 ms between the first and the last as sent; half of it as received, on a busy machine
-    expect(replies[2]!.ms_since_start - replies[0]!.ms_since_start).toBeGreaterThanOrEqual(300);
+    // the last reply goes out two intervals after the first, which goes out after the stream started
+    expect(replies[2]!.ms_since_start).toBeGreaterThanOrEqual(597);
   });
 
   test('-stream bidi against grpc-go: each request answered, then OK at the half-close', async () => {
@@ -142,4 +143,4 @@ describe.skipIf(!hasGoGrpc)('grpc-go both ways: its client calling our GreeterSt
   });
 });
 
-test.runIf(!hasGoGrpc)('the grpc-go stream interop is skipped: go or golang-google-grpc-dev is not installed (.ci/run installs them)', () => {});
+if (!hasGoGrpc) console.warn('stream-interop.test.ts: go or golang-google-grpc-dev not found: the grpc-go stream interop is SKIPPED (.ci/run installs them)');

@@ -11,8 +11,6 @@ const { server, keep } = perTest();
 const client = (s: TestServer) => keep(greeterStreamClient(s.address));
 
 const texts = (a: { replies: Array<{ message: string }> }) => a.replies.map((r) => r.message);
-/** the ms between consecutive replies */
-const gaps = (a: { replies: Array<{ at: number }> }) => a.replies.slice(1).map((r, i) => r.at - a.replies[i]!.at);
 
 describe('SayHelloStream', () => {
   it('sends count replies "Hello <name> <i>", one every interval_ms, with the hostname in the headers', async () => {
@@ -21,7 +19,9 @@ describe('SayHelloStream', () => {
     expect(a.code).toBe(status.OK);
     expect(texts(a)).toEqual(['Hello world 1', 'Hello world 2', 'Hello world 3', 'Hello world 4']);
     expect(a.headers?.get('hostname')).toEqual([hostname()]);
-    for (const gap of gaps(a)) expect(gap).toBeGreaterThanOrEqual(95); // (timers may round a ms or two early on the client's side)
+    // reply i is sent no sooner than i intervals after the first, which goes out after the call started: bounds from
+    // the start hold however late a busy machine delivers any one reply (timers may round a ms or two early)
+    a.replies.forEach((r, i) => expect(r.at).toBeGreaterThanOrEqual(i * 100 - 3));
   });
 
   it('count 0 (unset) sends 10; a count or interval out of range is INVALID_ARGUMENT, with the hostname', async () => {
@@ -46,8 +46,7 @@ describe('SayHelloStream', () => {
     const s = await server({ sleepMs: 100 });
     const a = await sayHelloStream(client(s), { name: 's', count: 3, interval_ms: 0 });
     expect(texts(a)).toHaveLength(3);
-    expect(a.replies[0]!.at).toBeGreaterThanOrEqual(95);
-    for (const gap of gaps(a)) expect(gap).toBeGreaterThanOrEqual(95);
+    a.replies.forEach((r, i) => expect(r.at).toBeGreaterThanOrEqual((i + 1) * 100 - 3));
   });
 });
 
