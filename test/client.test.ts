@@ -674,7 +674,7 @@ describe('-health', () => {
 
 describe('expectations', () => {
   test('-expect_code DEADLINE_EXCEEDED is met by a call that hit its deadline: exit 0', async () => {
-    const r = await client(['-server_addr', plain.address, '-timeout', '0.3', '-H', 'x-helloworld-delay-ms: 2000', '-expect_code', 'DEADLINE_EXCEEDED']);
+    const r = await client(['-server_addr', plain.address, '-timeout', '1', '-H', 'x-helloworld-delay-ms: 10000', '-expect_code', 'DEADLINE_EXCEEDED']);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^could not greet: DEADLINE_EXCEEDED: /);
     expect(r.stdout).toBe('expectations met by the request\n');
@@ -712,7 +712,7 @@ describe('expectations', () => {
   });
 
   test('a deadline met while the server holds the call: reached, answered by none', async () => {
-    const r = await client(['-server_addr', plain.address, '-timeout', '0.3', '-H', 'x-helloworld-delay-ms: 2000', '-json', '-expect_code', 'DEADLINE_EXCEEDED', '-expect_answered_by', 'none']);
+    const r = await client(['-server_addr', plain.address, '-timeout', '1', '-H', 'x-helloworld-delay-ms: 10000', '-json', '-expect_code', 'DEADLINE_EXCEEDED', '-expect_answered_by', 'none']);
     expect(r.code).toBe(0);
     expect(r.json().requests[0]).toMatchObject({ reached: true, answered_by: 'none', envoy: false });
   });
