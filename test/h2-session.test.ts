@@ -109,8 +109,11 @@ interface Exchange {
   goaways: Array<[number, number]>;
 }
 
-/** A session connected to a scripted server that has sent its SETTINGS (`settings`) and seen the client's. */
-async function connected(settings: Array<[number, number]> = []): Promise<Exchange> {
+/**
+ * A session connected to a scripted server that has sent its SETTINGS (`settings`) and seen the client's;
+ * with `settings` null, a server that has seen the client's SETTINGS and sent nothing yet.
+ */
+async function connected(settings: Array<[number, number]> | null = []): Promise<Exchange> {
   server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -129,6 +132,7 @@ async function connected(settings: Array<[number, number]> = []): Promise<Exchan
   const [socket] = await accepted;
   const peer = new Peer(socket);
   await peer.next((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK), "the client's SETTINGS");
+  if (settings === null) return { peer, session, closed: closedPromise, goaways };
   peer.settings(settings);
   await isReady;
   return { peer, session, closed: closedPromise, goaways };
@@ -241,6 +245,39 @@ describe('a well-behaved server', () => {
     await peer.requestBody(3);
     peer.headers(3, OK_HEADERS, Flag.END_HEADERS | Flag.END_STREAM);
     expect((await c.recorded.ending).ended).toBe(true);
+  });
+
+  test("a request goes out before the server's SETTINGS, one stream until they come; then their limit holds", async ({ expect }) => {
+    const { peer, session } = await connected(null);
+    expect(session.ready).toBe(false);
+    const a = request(session);
+    const b = request(session);
+    const c = request(session);
+    await peer.requestHeaders(1);
+    await peer.requestBody(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(peer.frames.filter((f) => f.type === FrameType.HEADERS)).toEqual([]);
+    peer.settings([[Setting.MAX_CONCURRENT_STREAMS, 2]]);
+    await peer.requestHeaders(3);
+    await peer.requestBody(3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(peer.frames.filter((f) => f.type === FrameType.HEADERS)).toEqual([]);
+    expect(session.ready).toBe(true);
+    peer.headers(1, OK_HEADERS, Flag.END_HEADERS | Flag.END_STREAM);
+    expect((await a.recorded.ending).ended).toBe(true);
+    await peer.requestBody(5);
+    for (const id of [3, 5]) peer.headers(id, OK_HEADERS, Flag.END_HEADERS | Flag.END_STREAM);
+    expect((await b.recorded.ending).ended).toBe(true);
+    expect((await c.recorded.ending).ended).toBe(true);
+  });
+
+  test("a request written on a connection lost before the server's SETTINGS was not processed: not sent", async ({ expect }) => {
+    const { peer, session, closed } = await connected(null);
+    const a = request(session);
+    await peer.requestBody(1);
+    peer.socket.end();
+    expect(await a.recorded.ending).toEqual({ rstCode: 0, ended: false, connectionLost: true, sent: false });
+    expect(await closed).toBeUndefined();
   });
 
   test('cancel() resets the stream (RST_STREAM CANCEL); what comes for it later is ignored', async ({ expect }) => {

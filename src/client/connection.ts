@@ -1,7 +1,8 @@
-// One HTTP/2 connection per run, shared by every request (multiplexed with -concurrency). A connection is
-// ready when the server's HTTP/2 SETTINGS arrived, as grpc-go waits for the server preface: every failure
-// before that is a connection failure, with words (explain.ts). A connection that the server told to go
-// away (GOAWAY), or that closed, is replaced by a new one at the next request.
+// One HTTP/2 connection per run, shared by every request (multiplexed with -concurrency). Requests go out
+// as soon as the transport is up (with the client's preface: no round trip for the server's SETTINGS), and
+// the connection is ready when the server's HTTP/2 SETTINGS arrived: every failure before that is a
+// connection failure, with words (explain.ts), whatever the requests written meanwhile. A connection that
+// the server told to go away (GOAWAY), or that closed, is replaced by a new one at the next request.
 import { connect as netConnect, type Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { MIN_TLS_VERSION, sniFor } from '../tls.ts';
@@ -12,6 +13,9 @@ import { ProtocolMismatch, TransportFailure } from './reconnect.ts';
 
 interface Attempt {
   session: H2Session;
+  /** the transport is up: requests may be written */
+  up: Promise<H2Session>;
+  /** the server's SETTINGS came */
   promise: Promise<H2Session>;
   state: 'connecting' | 'ready' | 'gone';
   waiters: number;
@@ -36,19 +40,30 @@ export class Connection {
     this.#context = { target, ...(tls ? { serverName: tls.serverName } : {}) };
   }
 
-  /** A ready connection: the current one, the one coming up, or a new attempt. Rejects with a TransportFailure, or the signal's reason. */
-  async ready(signal: AbortSignal): Promise<H2Session> {
+  /**
+   * A connection to write a request on: the current one, the one coming up (once its transport is up), or a
+   * new attempt; `ready` resolves when the server's SETTINGS came. Both reject with a TransportFailure or
+   * ProtocolMismatch (the connection failed before the server spoke HTTP/2: what the request saw does not
+   * count), or the signal's reason.
+   */
+  async open(signal: AbortSignal): Promise<{ session: H2Session; ready: Promise<unknown> }> {
     signal.throwIfAborted();
     const current = this.#current;
-    if (current?.state === 'ready' && !current.session.closed) return current.session;
+    if (current?.state === 'ready' && !current.session.closed) return { session: current.session, ready: Promise.resolve() };
     const attempt = current?.state === 'connecting' ? current : this.#connect();
     attempt.waiters++;
-    try {
-      return await abortable(attempt.promise, signal);
-    } finally {
+    const release = () => {
       // the last request waiting for this attempt gave up (deadline): stop connecting, and let nobody join it
       if (--attempt.waiters === 0 && attempt.state === 'connecting') attempt.abandon();
+    };
+    let session: H2Session;
+    try {
+      session = await abortable(attempt.up, signal);
+    } catch (err) {
+      release();
+      throw err;
     }
+    return { session, ready: abortable(attempt.promise, signal).finally(release) };
   }
 
   /** Ends the connection now (a probe does not wait for a graceful close). */
@@ -61,7 +76,8 @@ export class Connection {
     const { target, tls } = this;
     const started = performance.now();
     this.log?.(`connecting to ${target.address}${tls ? ` (TLS, verifying ${JSON.stringify(tls.serverName)})` : ''}`);
-    const attempt: Attempt = { session: undefined as never, state: 'connecting', waiters: 0, promise: undefined as never, abandon: () => {} };
+    const attempt: Attempt = { session: undefined as never, state: 'connecting', waiters: 0, up: undefined as never, promise: undefined as never, abandon: () => {} };
+    let transportUp!: (session: H2Session) => void;
     this.#current = attempt;
     const gone = () => {
       attempt.state = 'gone';
@@ -74,7 +90,10 @@ export class Connection {
         let handshakeDone = false;
         const host = hosts[next]!;
         const session = new H2Session(tls ? tlsSocket(host, target.port, tls) : netConnect({ host, port: target.port }), tls !== undefined, {
-          connect: () => (handshakeDone = true),
+          connect: () => {
+            handshakeDone = true;
+            if (attempt.state === 'connecting') transportUp(session);
+          },
           ready: () => {
             if (attempt.state !== 'connecting') return;
             attempt.state = 'ready';
@@ -113,7 +132,12 @@ export class Connection {
         reject(new TransportFailure('gave up connecting'));
       };
     });
+    attempt.up = new Promise<H2Session>((resolve, reject) => {
+      transportUp = resolve;
+      attempt.promise.catch(reject);
+    });
     attempt.promise.catch(() => {}); // nobody may be waiting any more when it fails
+    attempt.up.catch(() => {});
     return attempt;
   }
 

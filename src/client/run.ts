@@ -163,10 +163,15 @@ async function oneRequest(index: number, options: ClientOptions, connection: Con
       async (n) => {
         attempts = n;
         phase = 'connecting';
-        const session = await connection.ready(controller.signal);
+        const { session, ready } = await connection.open(controller.signal);
+        // written at once, with the client's preface; until the server's SETTINGS come, a failure is the
+        // connection's (its words, its retries), not the request's
+        const answering = exchange.attempt(session, { deadline, signal: controller.signal, context });
+        answering.catch(() => {});
+        await ready;
         phase = 'waiting for the answer';
-        reached = true; // the peer spoke HTTP/2 (its SETTINGS came) and the request goes out to it
-        const a = await exchange.attempt(session, { deadline, signal: controller.signal, context });
+        reached = true; // the peer spoke HTTP/2 (its SETTINGS came)
+        const a = await answering;
         if (a.code !== Code.OK && options.retryOn.has(a.code) && exchange.retryable(a)) throw new RetryableStatus(`${statusName(a.code)}: ${a.details}`);
         return a;
       },

@@ -219,6 +219,9 @@ export class HeaderListTooLarge extends H2ProtocolError {
 
 const PROTOCOL = ErrorCode.PROTOCOL_ERROR;
 
+/** A client's streams open before the server's SETTINGS say how many it takes. */
+const STREAMS_BEFORE_SETTINGS = 1;
+
 /** DATA waiting for peers' windows, all connections of this process together. */
 let queuedInProcess = 0;
 
@@ -253,7 +256,12 @@ export class H2Connection {
   // the peer's settings
   #maxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   #initialWindow = DEFAULT_WINDOW;
-  #peerMaxConcurrentStreams = Infinity;
+  /**
+   * Unlimited (RFC 9113 §6.5.2) once the peer's SETTINGS came without a limit. Before them (§3.4 lets a client
+   * send with its preface) a client opens one stream, the request of a probe: more could go above a limit the
+   * server has yet to state, and be refused.
+   */
+  #peerMaxConcurrentStreams: number;
   #tableSizeUpdateOwed = false;
   #tableSizeUpdateSent = false;
   /** a client: why the server's GOAWAY ended the connection, when it was an error */
@@ -299,6 +307,7 @@ export class H2Connection {
     this.#decoder = new HpackDecoder({ maxHeaderListSize: this.#limits.maxHeaderListSize });
     this.#blocks = new HeaderBlockReader(Math.max(this.#limits.maxHeaderBlock, this.#limits.maxHeaderListSize));
     this.#nextStreamId = role === 'client' ? 1 : 2;
+    this.#peerMaxConcurrentStreams = role === 'client' ? STREAMS_BEFORE_SETTINGS : Infinity;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (err) => this.destroy(err));
@@ -344,9 +353,17 @@ export class H2Connection {
     return this.#closed;
   }
 
-  /** The peer's first SETTINGS came, it is not going away, we are not draining: a client may open streams. */
+  /**
+   * The peer is not going away, we are not draining: a client may open streams. Also before the peer's
+   * SETTINGS: what goes out before them keeps to the protocol's initial values (frame size, windows).
+   */
   get usable(): boolean {
-    return this.#settingsSeen && !this.#peerGoingAway && !this.#draining && !this.#closed && this.#nextStreamId <= MAX_WINDOW;
+    return !this.#peerGoingAway && !this.#draining && !this.#closed && this.#nextStreamId <= MAX_WINDOW;
+  }
+
+  /** The peer's first SETTINGS came (a server sends them before anything else). */
+  get settingsReceived(): boolean {
+    return this.#settingsSeen;
   }
 
   /** The peer's concurrency limit leaves room for another stream of ours. */
@@ -708,6 +725,7 @@ export class H2Connection {
     const settings = readSettings(frame);
     if (!settings) return; // an ACK
     if (!this.#budgets.settings.take()) throw new H2ProtocolError('too many SETTINGS', ErrorCode.ENHANCE_YOUR_CALM);
+    if (!this.#settingsSeen) this.#peerMaxConcurrentStreams = Infinity; // the peer's own, from now on
     for (const [id, value] of settings) {
       switch (id) {
         case Setting.HEADER_TABLE_SIZE:

@@ -3,7 +3,10 @@
 // Node's start time). A request is HEADERS and a body that ends the stream, or (open()) a body written over
 // time until end(); its answer comes back as header blocks, DATA and an ending. What this adds to the core:
 // waiting for the transport (and ALPN h2), a queue for requests above the server's concurrency limit, and
-// errors with codes that explain.ts words.
+// errors with codes that explain.ts words. Requests go out as soon as the transport is up, with the client's
+// preface and SETTINGS, without waiting for the server's SETTINGS (RFC 9113 §3.4; grpc-go and nghttp2 do the
+// same): a request lost on a connection whose server SETTINGS never came was not processed (a server sends
+// its SETTINGS first), so it counts as not sent.
 import type { Socket } from 'node:net';
 import { GoawayError, H2Connection, HeaderListTooLarge, NotHttp2Error, type H2Stream, type StreamReset } from '../../h2/connection.ts';
 import { ErrorCode, errorName, H2ProtocolError } from '../../h2/frames.ts';
@@ -53,9 +56,9 @@ export interface RequestStream extends ClientStream {
 }
 
 export interface SessionEvents {
-  /** the transport is up: TCP connected, or the TLS handshake done with ALPN h2 */
+  /** the transport is up: TCP connected, or the TLS handshake done with ALPN h2; requests go out from now */
   connect?(): void;
-  /** the server's first SETTINGS arrived: requests may go */
+  /** the server's first SETTINGS arrived: it speaks HTTP/2 */
   ready(): void;
   goaway(errorCode: number, lastStreamId: number): void;
   /** the connection ended; with the error that ended it, if any */
@@ -93,7 +96,8 @@ export class H2Session {
   readonly #events: SessionEvents;
   /** requests waiting for the server's concurrency limit */
   readonly #queued: Request[] = [];
-  #ready = false;
+  /** the transport is up and our preface went: requests may go */
+  #started = false;
   #goingAway = false;
   #lastActivity = performance.now();
 
@@ -105,7 +109,7 @@ export class H2Session {
     this.#events = events;
     this.#connection = new H2Connection(socket, 'client', {
       onReady: () => {
-        this.#ready = true;
+        // (the server's concurrency limit may leave room for more, or for fewer, than before it)
         this.#openQueued();
         events.ready();
       },
@@ -129,18 +133,21 @@ export class H2Session {
           return this.destroy(new SessionError(`the TLS server ${what}, not HTTP/2 (h2): not a gRPC server?`, 'ERR_H2_NO_ALPN'));
         }
       }
-      events.connect?.();
       this.#connection.start();
+      this.#started = true;
+      events.connect?.();
+      this.#openQueued();
     });
   }
 
+  /** The server's SETTINGS came: it speaks HTTP/2. */
   get ready(): boolean {
-    return this.#ready;
+    return this.#connection.settingsReceived;
   }
 
   /** False once the server said GOAWAY or the connection ended: new requests need a new session. */
   get usable(): boolean {
-    return this.#ready && !this.#goingAway && this.#connection.usable;
+    return this.#started && !this.#goingAway && this.#connection.usable;
   }
 
   get closed(): boolean {
@@ -190,7 +197,7 @@ export class H2Session {
 
   #enqueue(fields: HeaderList, pending: Buffer[], ended: boolean, handlers: StreamHandlers): Request {
     if (this.#connection.closed) throw new SessionError('the connection was already closed', 'ERR_HTTP2_INVALID_SESSION');
-    if (this.#goingAway || (this.#ready && !this.#connection.usable)) throw new SessionError('the server is going away (GOAWAY)', 'ERR_HTTP2_GOAWAY_SESSION');
+    if (this.#goingAway || !this.#connection.usable) throw new SessionError('the server is going away (GOAWAY)', 'ERR_HTTP2_GOAWAY_SESSION');
     const request: Request = { fields, pending, ended, handlers, stream: undefined, done: false };
     // streams open in the order of their ids: behind any already waiting
     this.#queued.push(request);
@@ -204,7 +211,7 @@ export class H2Session {
   }
 
   #openQueued(): void {
-    while (this.#ready && this.#queued.length > 0 && this.#connection.usable && this.#connection.canOpenStream) {
+    while (this.#started && this.#queued.length > 0 && this.#connection.usable && this.#connection.canOpenStream) {
       const request = this.#queued.shift()!;
       const connection = this.#connection;
       const stream = connection.openStream(request.fields, {
@@ -222,7 +229,8 @@ export class H2Session {
           if (!stream.closed) stream.write(EMPTY, true);
           this.#end(request, { rstCode: ErrorCode.NO_ERROR, ended: true, connectionLost: false, sent: true });
         },
-        onReset: (reset) => this.#end(request, endingOf(reset, connection.written(stream))),
+        // (before the server's SETTINGS it has processed nothing: they come first)
+        onReset: (reset) => this.#end(request, endingOf(reset, connection.written(stream) && connection.settingsReceived)),
       });
       request.stream = stream;
       stream.onDrain = () => request.handlers.onDrain?.();
