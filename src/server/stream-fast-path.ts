@@ -1,0 +1,227 @@
+// helloworld.GreeterStream/SayHelloStream, answered by the front door itself: through grpc-js (greeter-stream.ts,
+// a hop away in memory: forward.ts) each reply cost ~20 µs of server CPU; here the replies are encoded by hand
+// and written many to a DATA frame while nothing paces them.
+//
+// Only a plain request is answered here (plain-call.ts): one uncompressed HelloStreamRequest, decided before
+// anything is answered; anything else is handed to grpc-js with the bytes read so far. What a client sees is
+// what greeter-stream.ts sends through grpc-js (test/server-stream-fast-path.test.ts compares the two): the
+// headers with the hostname at once, each reply's bytes, the delay before every reply (-sleep,
+// x-helloworld-delay-ms), the planned failure in place of reply k+1 (-fail_rate, x-helloworld-fail-code,
+// x-helloworld-fail-after), INVALID_ARGUMENT for a count, an interval or an override out of range, the
+// deadline, the client going away, a shutdown's grace period (server.ts ends every stream still open), and the
+// same access-log line. Replies are written only as the client's windows and the socket let them out
+// (H2Stream.write and onDrain), so a client that does not read holds the server to a window's worth.
+// SayHelloBidi stays grpc-js' job.
+import { SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
+import { encodeHeaders } from '../h2/hpack.ts';
+import { greeterStreamService, type HelloStreamRequest } from '../proto.ts';
+import { Code } from '../status.ts';
+import type { H2Stream } from '../h2/connection.ts';
+import type { CallTracker } from './access-log.ts';
+import { afterDelay } from './delay.ts';
+import { okHeadersBlock, trailersOnly } from './fast-path.ts';
+import { BadOverride, planStream, type FaultOptions, type StreamPlan } from './faults.ts';
+import { DEFAULT_REPLIES, invalidStreamRequest, type OpenStream } from './greeter-stream.ts';
+import { helloText } from './greeting.ts';
+import { PlainCall, plainHeaders } from './plain-call.ts';
+
+export { SAY_HELLO_STREAM_PATH };
+
+const SAY_HELLO_STREAM = greeterStreamService.SayHelloStream!;
+/** A larger request goes to grpc-js (whose limit is 4 MB). */
+const MAX_REQUEST = 16 * 1024;
+/** Replies gathered into one write (a DATA frame's worth) while nothing paces them. */
+const BATCH_BYTES = 16 * 1024;
+/** Replies written in one turn of the event loop before the others (other streams, the socket) get theirs. */
+const TURN_BYTES = 256 * 1024;
+
+/** A SayHelloStream this file answers: anything else is grpc-js' job. Asked only of what the front door did not refuse. */
+export function qualifiesForStreamFastPath(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
+  return plainHeaders(SAY_HELLO_STREAM_PATH, headers, remoteEnded);
+}
+
+/** The trailers that end a stream after its headers, as grpc-js sends them. */
+function statusTrailers(code: number, details: string): Buffer {
+  return encodeHeaders([
+    ['grpc-status', String(code)],
+    ['grpc-message', encodeURI(details)],
+  ]);
+}
+const OK_END = statusTrailers(Code.OK, 'OK');
+
+/**
+ * HelloReply { message: "Hello <name> <i>" }, framed, for any i: protobufjs' bytes of "Hello <name> " (as grpc-js'
+ * serializer writes the name, whatever it holds) followed by i's ASCII digits.
+ */
+class Replies {
+  readonly #prefix: Buffer;
+
+  constructor(name: string) {
+    const one = SAY_HELLO_STREAM.responseSerialize({ message: helloText(name, 1) });
+    // field 1's tag, the length varint, the text; "1" is its last byte
+    let at = 1;
+    while (one[at]! & 0x80) at++;
+    this.#prefix = one.subarray(at + 1, one.length - 1);
+  }
+
+  framed(i: number): Buffer {
+    const digits = String(i);
+    const length = this.#prefix.length + digits.length;
+    let varintBytes = 1;
+    for (let n = length; n >= 0x80; n = Math.floor(n / 128)) varintBytes++;
+    const out = Buffer.allocUnsafe(5 + 1 + varintBytes + length);
+    out[0] = 0;
+    out.writeUInt32BE(1 + varintBytes + length, 1);
+    out[5] = 0x0a;
+    let at = 6;
+    for (let n = length; ; n = Math.floor(n / 128)) {
+      if (n < 0x80) {
+        out[at++] = n;
+        break;
+      }
+      out[at++] = (n % 128) | 0x80;
+    }
+    at += this.#prefix.copy(out, at);
+    out.write(digits, at, 'latin1');
+    return out;
+  }
+}
+
+export class StreamFastCall extends PlainCall implements OpenStream {
+  private request: HelloStreamRequest | undefined;
+  private plan: StreamPlan = { delayMs: 0 };
+  private replies: Replies | undefined;
+  /** the reply to send next, and the last one */
+  private next = 1;
+  private last = 0;
+  private interval = 0;
+  /** the wait before reply `next` is over */
+  private waited = false;
+  private sent = 0;
+  private cancelWait: (() => void) | undefined;
+  private readonly counts = { received: 0, sent: 0 };
+
+  constructor(
+    stream: H2Stream,
+    private readonly options: FaultOptions,
+    private readonly hostname: string,
+    tracker: CallTracker,
+    /** the streams being served (a shutdown ends those still open) */
+    private readonly open: Set<OpenStream>,
+    toGrpcJs: (read: Buffer[]) => void,
+  ) {
+    super(stream, SAY_HELLO_STREAM_PATH, tracker, MAX_REQUEST, toGrpcJs);
+    this.record.messages = this.counts;
+  }
+
+  protected override read(message: Buffer): boolean {
+    this.request = SAY_HELLO_STREAM.requestDeserialize(message) as HelloStreamRequest;
+    this.counts.received = 1;
+    return true;
+  }
+
+  protected override noMessage(): void {
+    this.handOver([]); // grpc-js words that error
+  }
+
+  protected override stopWaiting(): void {
+    this.cancelWait?.();
+    this.stream.onDrain = undefined;
+    this.open.delete(this);
+  }
+
+  protected override onDeadline(): void {
+    this.end(Code.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  }
+
+  /** An error before the headers: trailers only, with the hostname when greeter-stream.ts' handler sends it. */
+  private refuse(code: number, details: string, byHandler: boolean): void {
+    this.stream.respond(trailersOnly(code, details, byHandler ? [['hostname', this.hostname]] : []), true);
+    this.finish(code, details);
+  }
+
+  protected override answer(): void {
+    const { name, count, interval_ms: interval } = this.request!;
+    this.request = undefined;
+    const invalid = invalidStreamRequest(count, interval);
+    if (invalid) return this.refuse(Code.INVALID_ARGUMENT, invalid, true);
+    try {
+      this.plan = planStream(this.options, (header) => this.stream.headers[header]);
+    } catch (err) {
+      if (!(err instanceof BadOverride)) throw err;
+      return this.refuse(Code.INVALID_ARGUMENT, err.message, true);
+    }
+    this.last = count || DEFAULT_REPLIES;
+    this.interval = interval;
+    this.replies = new Replies(name);
+    this.open.add(this);
+    this.stream.respond(okHeadersBlock(this.hostname));
+    this.run();
+  }
+
+  /** Ends the stream with this status after the replies written so far. */
+  end(code: number, details: string): void {
+    if (this.record.finished || this.stream.closed) return;
+    if (!this.stream.headersSent) return this.refuse(code, details, false);
+    this.stream.finish(code === Code.OK ? OK_END : statusTrailers(code, details));
+    this.finish(code, details);
+  }
+
+  /** Writes the replies due, as many as the windows take; waits for a delay or for the client to read. */
+  private readonly run = (): void => {
+    this.cancelWait = undefined;
+    const { stream, replies, plan } = this;
+    if (this.record.finished || stream.closed || !replies) return;
+    const batch: Buffer[] = [];
+    let batched = 0;
+    let turn = 0;
+    /** writes the batch; false: wait for onDrain */
+    const flush = (): boolean => {
+      if (batch.length === 0) return true;
+      const ok = stream.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched));
+      turn += batched;
+      batch.length = 0;
+      batched = 0;
+      return ok;
+    };
+    for (;;) {
+      if (this.next > this.last) {
+        flush();
+        return this.end(Code.OK, 'OK');
+      }
+      const wait = (this.next === 1 ? 0 : this.interval) + plan.delayMs;
+      if (wait > 0 && !this.waited) {
+        // (as grpc-js' handler: the wait begins once the replies before have been taken)
+        if (!flush()) return this.waitForDrain();
+        this.waited = true;
+        this.cancelWait = afterDelay(wait, this.run);
+        return;
+      }
+      this.waited = false;
+      const fail = plan.fail;
+      if (fail && this.sent === fail.afterReplies) {
+        flush();
+        return this.end(fail.code, fail.details);
+      }
+      const reply = replies.framed(this.next++);
+      this.sent++;
+      this.counts.sent++;
+      batch.push(reply);
+      batched += reply.length;
+      if (batched < BATCH_BYTES) continue;
+      if (!flush()) return this.waitForDrain();
+      if (turn >= TURN_BYTES) {
+        const immediate = setImmediate(this.run);
+        this.cancelWait = () => clearImmediate(immediate);
+        return;
+      }
+    }
+  };
+
+  private waitForDrain(): void {
+    this.stream.onDrain = () => {
+      this.stream.onDrain = undefined;
+      this.run();
+    };
+  }
+}
