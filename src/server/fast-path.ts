@@ -21,7 +21,7 @@ import { Code } from '../status.ts';
 import { httpDate } from './http-date.ts';
 import type { CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { ATTEMPT_HEADER, attemptFromHeader, crashDetails, type FaultOptions } from './faults.ts';
+import { crashDetails, type FaultOptions } from './faults.ts';
 import { sayHello, type Greeting } from './greeting.ts';
 import type { H2Stream } from '../h2/connection.ts';
 import { PlainCall, plainHeaders } from './plain-call.ts';
@@ -90,7 +90,6 @@ export class FastCall extends PlainCall {
     toGrpcJs: (read: Buffer[]) => void,
   ) {
     super(stream, SAY_HELLO_PATH, tracker, FAST_MAX_MESSAGE, toGrpcJs);
-    this.record.attempt = attemptFromHeader(stream.headers[ATTEMPT_HEADER]);
   }
 
   protected override read(message: Buffer): boolean {

@@ -9,6 +9,7 @@
 import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import type { H2Stream, StreamHandler } from '../h2/connection.ts';
 import type { CallRecord, CallTracker } from './access-log.ts';
+import { ATTEMPT_HEADER, attemptFromHeader } from './faults.ts';
 
 /**
  * Headers of a call to `path` that may be answered here: POST, uncompressed, a deadline of the strict form (a
@@ -42,6 +43,7 @@ export abstract class PlainCall implements StreamHandler {
   ) {
     const { headers } = stream;
     this.record = tracker.begin(path, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
+    this.record.attempt = attemptFromHeader(headers[ATTEMPT_HEADER]); // (logged, as grpc-js' interceptor does)
     stream.handler = this;
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
