@@ -1,4 +1,4 @@
-// helloworld.GreeterStream/SayHelloStream answered by the front door (src/server/stream-fast-path.ts). Every
+// helloworld.GreeterStream (SayHelloStream, SayHelloBidi) answered by the front door (src/server/stream-fast-path.ts). Every
 // stream here goes to two in-process servers, one that answers it itself and one that forwards it to
 // greeter-stream.ts in grpc-js, and what comes back must be the same: HTTP status, headers (but the date) in
 // their order, every reply's bytes, trailers, and the access-log line with its message counts (but its times).
@@ -6,7 +6,7 @@ import { constants as h2, type ClientHttp2Session, type OutgoingHttpHeaders } fr
 import { describe, expect, it } from 'vitest';
 import { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH } from '../src/rpc-names.ts';
 import { SHUTTING_DOWN } from '../src/server/server.ts';
-import { qualifiesForStreamFastPath } from '../src/server/stream-fast-path.ts';
+import { qualifiesForBidiFastPath, qualifiesForStreamFastPath } from '../src/server/stream-fast-path.ts';
 import { fastAndPlainServers, logLine, sameAnswers, seen } from './helpers/fast-and-plain.ts';
 import { grpcFrame, grpcHeaders, h2Session, helloRequest, rawRequest, varint } from './helpers/raw-grpc.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -186,11 +186,11 @@ describe('SayHelloStream on the fast path', () => {
     for (const stream of paused) stream.close(h2.NGHTTP2_CANCEL);
     await Promise.all(got);
     const [fast, plain] = await lastLines(logged);
-    for (const line of [fast!, plain!]) {
-      expect(line).toMatchObject({ status: 'CANCELLED', messages_received: 1 });
-      // a window's worth and what waits for it, not the million
-      expect(line.messages_sent).toBeLessThan(count / 10);
-    }
+    expect(fast).toMatchObject({ status: 'CANCELLED', messages_received: 1 });
+    // (grpc-js, its writes still waiting on the hop when the client goes, sometimes logs INTERNAL "Internal server error")
+    expect(['CANCELLED', 'INTERNAL']).toContain(plain!.status);
+    // a window's worth and what waits for it, not the million
+    for (const line of [fast!, plain!]) expect(line.messages_sent).toBeLessThan(count / 10);
   });
 
   it('writes to a client that reads slowly only as fast as it reads, and ends OK', async () => {
@@ -232,12 +232,6 @@ describe('SayHelloStream on the fast path', () => {
     }
   });
 
-  it('leaves SayHelloBidi to grpc-js: the same answers on both servers', async () => {
-    const body = [grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))];
-    const a = await both(grpcHeaders(SAY_HELLO_BIDI_PATH), body);
-    expect(texts(a.data)).toEqual(['Hello a 1', 'Hello b 2']);
-  });
-
   it('takes SayHelloStreams with any override headers and deadline, and leaves compression, malformed deadlines and bidi to grpc-js', () => {
     const base = { ':method': 'POST', ':path': SAY_HELLO_STREAM_PATH, 'content-type': 'application/grpc' };
     expect(qualifiesForStreamFastPath({ ...base, 'x-helloworld-delay-ms': '250', 'grpc-timeout': '1S' }, false)).toBe(true);
@@ -245,5 +239,42 @@ describe('SayHelloStream on the fast path', () => {
     expect(qualifiesForStreamFastPath({ ...base, 'grpc-timeout': 'soon' }, false)).toBe(false);
     expect(qualifiesForStreamFastPath({ ...base, ':path': SAY_HELLO_BIDI_PATH }, false)).toBe(false);
     expect(qualifiesForStreamFastPath(base, true)).toBe(false);
+    expect(qualifiesForBidiFastPath({ ...base, ':path': SAY_HELLO_BIDI_PATH }, false)).toBe(true);
+    expect(qualifiesForBidiFastPath({ ...base, ':path': SAY_HELLO_BIDI_PATH, 'grpc-encoding': 'gzip' }, false)).toBe(false);
+    expect(qualifiesForBidiFastPath({ ...base, ':path': SAY_HELLO_BIDI_PATH }, true)).toBe(false);
   });
+});
+
+describe('SayHelloBidi on the fast path', () => {
+  const bidiHeaders = (extra: OutgoingHttpHeaders = {}) => grpcHeaders(SAY_HELLO_BIDI_PATH, extra);
+  const requests = (...names: string[]) => names.map((n) => grpcFrame(helloRequest(n)));
+  const cases: [string, OutgoingHttpHeaders, Buffer[], { status?: number; replies?: number }, Parameters<typeof rawRequest>[3]?][] = [
+    ['three requests, one a DATA frame', bidiHeaders(), requests('a', 'b', 'c'), { status: 0, replies: 3 }],
+    ['three requests in one DATA frame', bidiHeaders(), [Buffer.concat(requests('a', 'b', 'c'))], { status: 0, replies: 3 }],
+    ['no request at all (the client half-closes at once)', bidiHeaders(), [], { status: 0, replies: 0 }],
+    ['an empty message, a UTF-8 name, one not UTF-8', bidiHeaders(), [grpcFrame(Buffer.alloc(0)), grpcFrame(helloRequest('wörld ✓')), grpcFrame(helloRequest(Buffer.from([0xff, 0xc3])))], { status: 0, replies: 3 }],
+    ['40 requests (more than wait at once)', bidiHeaders(), requests(...Array.from({ length: 40 }, (_, i) => `n${i}`)), { status: 0, replies: 40 }],
+    ['a message split over two DATA frames', bidiHeaders(), (() => { const f = grpcFrame(helloRequest('split')); return [f.subarray(0, 3), f.subarray(3)]; })(), { status: 0, replies: 1 }],
+    ['an Envoy attempt count and metadata', bidiHeaders({ 'x-envoy-attempt-count': '3', 'x-any': 'v', 'user-agent': 'test/1' }), requests('a'), { status: 0, replies: 1 }],
+    ['a delay before every reply (x-helloworld-delay-ms 15)', bidiHeaders({ 'x-helloworld-delay-ms': '15' }), requests('a', 'b'), { status: 0, replies: 2 }],
+    ['a fail code: the failure at once', bidiHeaders({ 'x-helloworld-fail-code': 'ABORTED' }), requests('a', 'b'), { status: 10, replies: 0 }],
+    ['a fail code after 1 reply', bidiHeaders({ 'x-helloworld-fail-code': 'UNAVAILABLE', 'x-helloworld-fail-after': '1' }), requests('a', 'b', 'c'), { status: 14, replies: 1 }],
+    ['a fail code after more replies than requests', bidiHeaders({ 'x-helloworld-fail-code': '14', 'x-helloworld-fail-after': '5' }), requests('a', 'b'), { status: 0, replies: 2 }],
+    ['a bad fail-after (INVALID_ARGUMENT)', bidiHeaders({ 'x-helloworld-fail-code': '14', 'x-helloworld-fail-after': 'soon' }), requests('a'), { status: 3 }],
+    ['x-helloworld-fault (INVALID_ARGUMENT)', bidiHeaders({ 'x-helloworld-fault': 'crash' }), requests('a'), { status: 3 }],
+    ['a compressed flag (grpc-js reads it as it is: the encoding is identity)', bidiHeaders(), [grpcFrame(helloRequest('c'), { compressed: true })], { status: 0, replies: 1 }],
+    ['bytes protobuf rejects after a good request (INTERNAL)', bidiHeaders(), [...requests('a'), grpcFrame(Buffer.from([0x0a, 0xff, 0xff, 0xff]))], { status: 13 }],
+    ['a truncated message at the end', bidiHeaders(), [...requests('a'), grpcFrame(helloRequest('xyz')).subarray(0, 7)], { status: 0, replies: 1 }],
+    ['a length prefix over the 4 MB limit (RESOURCE_EXHAUSTED)', bidiHeaders(), [grpcFrame(Buffer.alloc(16), { length: 5 * 1024 * 1024 })], { status: 8 }, { keepOpen: true }],
+    ['a deadline while the client keeps the stream open', bidiHeaders({ 'grpc-timeout': '200m' }), requests('a', 'b'), { status: 4, replies: 2 }, { keepOpen: true }],
+    ['grpc-encoding gzip (grpc-js)', bidiHeaders({ 'grpc-encoding': 'gzip' }), requests('g'), {}],
+    ['a malformed grpc-timeout (grpc-js)', bidiHeaders({ 'grpc-timeout': 'soon' }), requests('t'), {}],
+  ];
+  for (const [name, headers, body, expected, options] of cases) {
+    it(`answers ${name} as grpc-js does`, async () => {
+      const a = await both(headers, body, options);
+      if (expected.status !== undefined) expect(a.grpcStatus).toBe(expected.status);
+      if (expected.replies !== undefined) expect(texts(a.data)).toHaveLength(expected.replies);
+    });
+  }
 });

@@ -2,7 +2,7 @@
 // the preface, or bytes that are no HTTP/1 request; TLS: ALPN h2) is an HTTP/2 connection of our own in the
 // server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here (refusals.ts); one
 // whose headers qualify is answered here (a SayHello: fast-path.ts; a health Check: health-check.ts; a
-// SayHelloStream: stream-fast-path.ts); every
+// GreeterStream stream: stream-fast-path.ts); every
 // other stream, and one the fast path hands over, goes to grpc-js (forward.ts). A connection that speaks
 // HTTP/1 (plaintext: its request line; TLS: ALPN http/1.1 or none) gets one answer, health or a refusal
 // (http1.ts): HTTP/2 is never served over TLS without ALPN h2.
@@ -20,7 +20,7 @@ import { serveHttp1 } from './http1.ts';
 import { H2Connection, type H2Stream, type StreamHandler } from '../h2/connection.ts';
 import type { ServerLimits } from '../h2/limits.ts';
 import { refusal, type Refusal } from './refusals.ts';
-import { qualifiesForStreamFastPath, StreamFastCall } from './stream-fast-path.ts';
+import { BidiFastCall, qualifiesForBidiFastPath, qualifiesForStreamFastPath, StreamFastCall } from './stream-fast-path.ts';
 
 export interface FrontDoorTls {
   cert: Buffer;
@@ -113,6 +113,8 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       start(new HealthCheckCall(stream, options.health, options.tracker, toGrpcJs));
     } else if (options.fastPath && qualifiesForStreamFastPath(stream.headers, endedOnHeaders)) {
       start(new StreamFastCall(stream, options.faults, options.hostname, options.tracker, options.openStreams, toGrpcJs));
+    } else if (options.fastPath && qualifiesForBidiFastPath(stream.headers, endedOnHeaders)) {
+      start(new BidiFastCall(stream, options.faults, options.hostname, options.tracker, options.openStreams));
     } else {
       grpcJs().forward(stream, read);
     }

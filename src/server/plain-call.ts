@@ -24,9 +24,8 @@ export function plainHeaders(path: string, headers: Readonly<Record<string, stri
   return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout));
 }
 
-export abstract class PlainCall implements StreamHandler {
-  /** the request's one message, framed, until the request has ended */
-  private body: Buffer | undefined;
+/** A call the front door answers: counted and logged as grpc-js' interceptor does, and ended by its deadline. */
+export abstract class FrontDoorCall implements StreamHandler {
   protected readonly record: CallRecord;
   private readonly cancelDeadline: (() => void) | undefined;
   /** performance.now() of the call's deadline (grpc-timeout); Infinity without one */
@@ -36,10 +35,6 @@ export abstract class PlainCall implements StreamHandler {
     protected readonly stream: H2Stream,
     path: string,
     tracker: CallTracker,
-    /** a larger request goes to grpc-js */
-    private readonly maxMessage: number,
-    /** forwards the stream to grpc-js with the request bytes read so far */
-    private readonly toGrpcJs: (read: Buffer[]) => void,
   ) {
     const { headers } = stream;
     this.record = tracker.begin(path, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
@@ -55,25 +50,63 @@ export abstract class PlainCall implements StreamHandler {
     }
   }
 
-  /** Reads the request's message; false when protobuf (or anything the answer needs) does not take it. */
-  protected abstract read(message: Buffer): boolean;
+  abstract onData(chunk: Buffer): void;
+
+  abstract onEnd(): void;
 
   /** The deadline passed before the call ended. */
   protected abstract onDeadline(): void;
+
+  /** Stops what the call waits for besides its deadline (a delay). */
+  protected stopWaiting(): void {}
+
+  protected stopDeadline(): void {
+    this.cancelDeadline?.();
+  }
+
+  protected stopTimers(): void {
+    this.cancelDeadline?.();
+    this.stopWaiting();
+  }
+
+  /** The client went away (RST_STREAM, or the connection closed). */
+  onReset(): void {
+    this.stopTimers();
+    this.record.cancel(this.deadlineAt - performance.now());
+  }
+
+  /** Ends the call with this status in the access log; its timers are stopped. */
+  protected finish(code: number, details: string): void {
+    this.stopTimers();
+    this.record.finish(code, details);
+  }
+}
+
+/** A call of one request message, handed to grpc-js if anything about it is unusual. */
+export abstract class PlainCall extends FrontDoorCall {
+  /** the request's one message, framed, until the request has ended */
+  private body: Buffer | undefined;
+
+  constructor(
+    stream: H2Stream,
+    path: string,
+    tracker: CallTracker,
+    /** a larger request goes to grpc-js */
+    private readonly maxMessage: number,
+    /** forwards the stream to grpc-js with the request bytes read so far */
+    private readonly toGrpcJs: (read: Buffer[]) => void,
+  ) {
+    super(stream, path, tracker);
+  }
+
+  /** Reads the request's message; false when protobuf (or anything the answer needs) does not take it. */
+  protected abstract read(message: Buffer): boolean;
 
   /** The request has ended, with the one message `read` took; the call is answered now. */
   protected abstract answer(): void;
 
   /** The request ended without a message: grpc-js' answer, here or there. */
   protected abstract noMessage(): void;
-
-  /** Stops what the call waits for besides its deadline (a delay). */
-  protected stopWaiting(): void {}
-
-  protected stopTimers(): void {
-    this.cancelDeadline?.();
-    this.stopWaiting();
-  }
 
   onData(chunk: Buffer): void {
     if (this.record.finished) return this.stream.consumed(chunk.length);
@@ -97,7 +130,7 @@ export abstract class PlainCall implements StreamHandler {
 
   /** Gives the call to grpc-js, before it has been answered, with the bytes read so far. */
   protected handOver(read: Buffer[]): void {
-    this.cancelDeadline?.();
+    this.stopDeadline();
     this.record.abandon();
     this.toGrpcJs(read);
   }
@@ -109,17 +142,5 @@ export abstract class PlainCall implements StreamHandler {
     if (!body) return this.noMessage();
     this.stream.consumed(body.length);
     this.answer();
-  }
-
-  /** The client went away (RST_STREAM, or the connection closed). */
-  onReset(): void {
-    this.stopTimers();
-    this.record.cancel(this.deadlineAt - performance.now());
-  }
-
-  /** Ends the call with this status in the access log; its timers are stopped. */
-  protected finish(code: number, details: string): void {
-    this.stopTimers();
-    this.record.finish(code, details);
   }
 }

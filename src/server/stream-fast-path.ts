@@ -12,9 +12,10 @@
 // same access-log line. Replies are written only as the client's windows and the socket let them out
 // (H2Stream.write and onDrain), so a client that does not read holds the server to a window's worth.
 // SayHelloBidi stays grpc-js' job.
-import { SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
+import { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
+import { frame } from '../grpc-frame.ts';
 import { encodeHeaders } from '../h2/hpack.ts';
-import { greeterStreamService, type HelloStreamRequest } from '../proto.ts';
+import { greeterStreamService, type HelloRequest, type HelloStreamRequest } from '../proto.ts';
 import { Code } from '../status.ts';
 import type { H2Stream } from '../h2/connection.ts';
 import type { CallTracker } from './access-log.ts';
@@ -23,11 +24,12 @@ import { okHeadersBlock, trailersOnly } from './fast-path.ts';
 import { BadOverride, planStream, type FaultOptions, type StreamPlan } from './faults.ts';
 import { DEFAULT_REPLIES, invalidStreamRequest, type OpenStream } from './greeter-stream.ts';
 import { helloText } from './greeting.ts';
-import { PlainCall, plainHeaders } from './plain-call.ts';
+import { FrontDoorCall, PlainCall, plainHeaders } from './plain-call.ts';
 
-export { SAY_HELLO_STREAM_PATH };
+export { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH };
 
 const SAY_HELLO_STREAM = greeterStreamService.SayHelloStream!;
+const SAY_HELLO_BIDI = greeterStreamService.SayHelloBidi!;
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
 const MAX_REQUEST = 16 * 1024;
 /** Replies gathered into one write (a DATA frame's worth) while nothing paces them. */
@@ -48,6 +50,25 @@ function statusTrailers(code: number, details: string): Buffer {
   ]);
 }
 const OK_END = statusTrailers(Code.OK, 'OK');
+
+/**
+ * Ends a stream with this status as greeter-stream.ts through grpc-js does: trailers after the headers, or
+ * trailers only, with the `hostname` when the handler's refusal sends one (not grpc-js' own deadline).
+ */
+function endStream(stream: H2Stream, hostname: string | undefined, code: number, details: string): void {
+  if (!stream.headersSent) return stream.respond(trailersOnly(code, details, hostname === undefined ? [] : [['hostname', hostname]]), true);
+  stream.finish(code === Code.OK ? OK_END : statusTrailers(code, details));
+}
+
+/** The stream's faults from its headers, or what a bad override header is answered (INVALID_ARGUMENT). */
+function planOf(options: FaultOptions, stream: H2Stream): StreamPlan | string {
+  try {
+    return planStream(options, (header) => stream.headers[header]);
+  } catch (err) {
+    if (!(err instanceof BadOverride)) throw err;
+    return err.message;
+  }
+}
 
 /**
  * HelloReply { message: "Hello <name> <i>" }, framed, for any i: protobufjs' bytes of "Hello <name> " (as grpc-js'
@@ -134,9 +155,8 @@ export class StreamFastCall extends PlainCall implements OpenStream {
     this.end(Code.DEADLINE_EXCEEDED, 'Deadline exceeded');
   }
 
-  /** An error before the headers: trailers only, with the hostname when greeter-stream.ts' handler sends it. */
-  private refuse(code: number, details: string, byHandler: boolean): void {
-    this.stream.respond(trailersOnly(code, details, byHandler ? [['hostname', this.hostname]] : []), true);
+  private refuse(code: number, details: string): void {
+    endStream(this.stream, this.hostname, code, details);
     this.finish(code, details);
   }
 
@@ -144,13 +164,10 @@ export class StreamFastCall extends PlainCall implements OpenStream {
     const { name, count, interval_ms: interval } = this.request!;
     this.request = undefined;
     const invalid = invalidStreamRequest(count, interval);
-    if (invalid) return this.refuse(Code.INVALID_ARGUMENT, invalid, true);
-    try {
-      this.plan = planStream(this.options, (header) => this.stream.headers[header]);
-    } catch (err) {
-      if (!(err instanceof BadOverride)) throw err;
-      return this.refuse(Code.INVALID_ARGUMENT, err.message, true);
-    }
+    if (invalid) return this.refuse(Code.INVALID_ARGUMENT, invalid);
+    const plan = planOf(this.options, this.stream);
+    if (typeof plan === 'string') return this.refuse(Code.INVALID_ARGUMENT, plan);
+    this.plan = plan;
     this.last = count || DEFAULT_REPLIES;
     this.interval = interval;
     this.replies = new Replies(name);
@@ -162,8 +179,7 @@ export class StreamFastCall extends PlainCall implements OpenStream {
   /** Ends the stream with this status after the replies written so far. */
   end(code: number, details: string): void {
     if (this.record.finished || this.stream.closed) return;
-    if (!this.stream.headersSent) return this.refuse(code, details, false);
-    this.stream.finish(code === Code.OK ? OK_END : statusTrailers(code, details));
+    endStream(this.stream, undefined, code, details);
     this.finish(code, details);
   }
 
@@ -225,3 +241,134 @@ export class StreamFastCall extends PlainCall implements OpenStream {
     };
   }
 }
+
+/** bidi requests waiting for their replies before the stream stops giving back window (as greeter-stream.ts pauses) */
+const MAX_WAITING = 16;
+/** grpc-js' limit on a received message */
+const MAX_RECEIVE = 4 * 1024 * 1024;
+
+/** A SayHelloBidi this file answers: its headers alone decide, as grpc-js answers them at once. */
+export function qualifiesForBidiFastPath(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
+  return plainHeaders(SAY_HELLO_BIDI_PATH, headers, remoteEnded);
+}
+
+/**
+ * SayHelloBidi: the headers go out at once, as greeter-stream.ts' handler sends them, so nothing can be handed
+ * to grpc-js after them; what grpc-js does with an unusual message is done here: a compressed flag is ignored
+ * (the encoding is identity), a message protobuf rejects ends the stream INTERNAL, one over 4 MB
+ * RESOURCE_EXHAUSTED, with grpc-js' words.
+ */
+export class BidiFastCall extends FrontDoorCall implements OpenStream {
+  /** bytes of a message not all here yet */
+  private pending = Buffer.alloc(0);
+  /** requests waiting for their replies, in order; bytes of theirs not yet given back to the client's window */
+  private readonly waiting: Array<{ text: string; due: number }> = [];
+  private unconsumed = 0;
+  private received = 0;
+  private sent = 0;
+  private replying = false;
+  private halfClosed = false;
+  private plan: StreamPlan = { delayMs: 0 };
+  private cancelWait: (() => void) | undefined;
+  private readonly counts = { received: 0, sent: 0 };
+
+  constructor(
+    stream: H2Stream,
+    options: FaultOptions,
+    hostname: string,
+    tracker: CallTracker,
+    private readonly open: Set<OpenStream>,
+  ) {
+    super(stream, SAY_HELLO_BIDI_PATH, tracker);
+    this.record.messages = this.counts;
+    const plan = planOf(options, stream);
+    if (typeof plan === 'string') {
+      endStream(stream, hostname, Code.INVALID_ARGUMENT, plan);
+      this.finish(Code.INVALID_ARGUMENT, plan);
+      return;
+    }
+    this.plan = plan;
+    open.add(this);
+    stream.respond(okHeadersBlock(hostname));
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.record.finished) return this.stream.consumed(chunk.length);
+    let pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (pending.length >= 5) {
+      const length = pending.readUInt32BE(1);
+      if (length > MAX_RECEIVE) return this.end(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${MAX_RECEIVE})`);
+      if (pending.length < 5 + length) break;
+      let name: string;
+      try {
+        name = (SAY_HELLO_BIDI.requestDeserialize(pending.subarray(5, 5 + length)) as HelloRequest).name;
+      } catch {
+        return this.end(Code.INTERNAL, 'Error deserializing request');
+      }
+      pending = pending.subarray(5 + length);
+      this.counts.received++;
+      this.waiting.push({ text: helloText(name, ++this.received), due: performance.now() + this.plan.delayMs });
+      if (this.waiting.length < MAX_WAITING) this.stream.consumed(5 + length);
+      else this.unconsumed += 5 + length;
+      if (!this.replying) this.next();
+      if (this.record.finished) return;
+    }
+    // (a copy: a view would keep the whole socket read alive)
+    this.pending = pending.length === 0 ? EMPTY : Buffer.from(pending);
+  }
+
+  onEnd(): void {
+    this.halfClosed = true;
+    if (!this.replying && !this.record.finished) this.next();
+  }
+
+  protected override onDeadline(): void {
+    this.end(Code.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  }
+
+  protected override stopWaiting(): void {
+    this.cancelWait?.();
+    this.stream.onDrain = undefined;
+    this.open.delete(this);
+  }
+
+  end(code: number, details: string): void {
+    if (this.record.finished || this.stream.closed) return;
+    endStream(this.stream, undefined, code, details);
+    this.finish(code, details);
+  }
+
+  /** The reply to the request waiting first, after its delay; the end once none waits and the client half-closed. */
+  private next(): void {
+    this.replying = false;
+    const head = this.waiting.shift();
+    if (this.waiting.length < MAX_WAITING && this.unconsumed > 0) {
+      this.stream.consumed(this.unconsumed);
+      this.unconsumed = 0;
+    }
+    if (!head) {
+      if (this.halfClosed) this.end(Code.OK, 'OK');
+      return;
+    }
+    this.replying = true;
+    const wait = head.due - performance.now();
+    if (wait <= 0) return this.send(head.text);
+    this.cancelWait = afterDelay(wait, () => this.send(head.text));
+  }
+
+  private send(text: string): void {
+    this.cancelWait = undefined;
+    if (this.record.finished || this.stream.closed) return;
+    const fail = this.plan.fail;
+    if (fail && this.sent === fail.afterReplies) return this.end(fail.code, fail.details);
+    this.sent++;
+    this.counts.sent++;
+    if (this.stream.write(frame(SAY_HELLO_BIDI.responseSerialize({ message: text })))) return this.next();
+    this.stream.onDrain = () => {
+      this.stream.onDrain = undefined;
+      this.next();
+    };
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
