@@ -1,17 +1,18 @@
-// helloworld.GreeterStream/SayHelloStream, answered by the front door itself: through grpc-js (greeter-stream.ts,
-// a hop away in memory: forward.ts) each reply cost ~20 µs of server CPU; here the replies are encoded by hand
-// and written many to a DATA frame while nothing paces them.
+// helloworld.GreeterStream answered by the front door itself: through grpc-js (greeter-stream.ts, a hop away in
+// memory: forward.ts) each message cost ~20 µs of server CPU; here SayHelloStream's replies are encoded by hand
+// and written many to a DATA frame while nothing paces them, and SayHelloBidi's requests are read off the DATA
+// as they come.
 //
-// Only a plain request is answered here (plain-call.ts): one uncompressed HelloStreamRequest, decided before
-// anything is answered; anything else is handed to grpc-js with the bytes read so far. What a client sees is
-// what greeter-stream.ts sends through grpc-js (test/server-stream-fast-path.test.ts compares the two): the
-// headers with the hostname at once, each reply's bytes, the delay before every reply (-sleep,
-// x-helloworld-delay-ms), the planned failure in place of reply k+1 (-fail_rate, x-helloworld-fail-code,
+// What a client sees is what greeter-stream.ts sends through grpc-js (test/server-stream-fast-path.test.ts
+// compares the two): the headers with the hostname at once, each reply's bytes, the delay before every reply
+// (-sleep, x-helloworld-delay-ms), the planned failure in place of reply k+1 (-fail_rate, x-helloworld-fail-code,
 // x-helloworld-fail-after), INVALID_ARGUMENT for a count, an interval or an override out of range, the
 // deadline, the client going away, a shutdown's grace period (server.ts ends every stream still open), and the
-// same access-log line. Replies are written only as the client's windows and the socket let them out
-// (H2Stream.write and onDrain), so a client that does not read holds the server to a window's worth.
-// SayHelloBidi stays grpc-js' job.
+// same access-log line. A SayHelloStream is answered here only when its request is one plain message
+// (plain-call.ts), decided before anything is answered; anything else is handed to grpc-js. A SayHelloBidi's
+// headers alone decide (BidiFastCall says why). Replies are written only as the client's windows and the
+// socket let them out (H2Stream.write and onDrain), so a client that does not read holds the server to a
+// window's worth.
 import { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
 import { frame } from '../grpc-frame.ts';
 import { encodeHeaders } from '../h2/hpack.ts';
@@ -118,7 +119,6 @@ export class StreamFastCall extends PlainCall implements OpenStream {
   private interval = 0;
   /** the wait before reply `next` is over */
   private waited = false;
-  private sent = 0;
   private cancelWait: (() => void) | undefined;
   private readonly counts = { received: 0, sent: 0 };
 
@@ -215,12 +215,11 @@ export class StreamFastCall extends PlainCall implements OpenStream {
       }
       this.waited = false;
       const fail = plan.fail;
-      if (fail && this.sent === fail.afterReplies) {
+      if (fail && this.counts.sent === fail.afterReplies) {
         flush();
         return this.end(fail.code, fail.details);
       }
       const reply = replies.framed(this.next++);
-      this.sent++;
       this.counts.sent++;
       batch.push(reply);
       batched += reply.length;
@@ -264,8 +263,6 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
   /** requests waiting for their replies, in order; bytes of theirs not yet given back to the client's window */
   private readonly waiting: Array<{ text: string; due: number }> = [];
   private unconsumed = 0;
-  private received = 0;
-  private sent = 0;
   private replying = false;
   private halfClosed = false;
   private plan: StreamPlan = { delayMs: 0 };
@@ -306,8 +303,7 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
         return this.end(Code.INTERNAL, 'Error deserializing request');
       }
       pending = pending.subarray(5 + length);
-      this.counts.received++;
-      this.waiting.push({ text: helloText(name, ++this.received), due: performance.now() + this.plan.delayMs });
+      this.waiting.push({ text: helloText(name, ++this.counts.received), due: performance.now() + this.plan.delayMs });
       if (this.waiting.length < MAX_WAITING) this.stream.consumed(5 + length);
       else this.unconsumed += 5 + length;
       if (!this.replying) this.next();
@@ -360,8 +356,7 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
     this.cancelWait = undefined;
     if (this.record.finished || this.stream.closed) return;
     const fail = this.plan.fail;
-    if (fail && this.sent === fail.afterReplies) return this.end(fail.code, fail.details);
-    this.sent++;
+    if (fail && this.counts.sent === fail.afterReplies) return this.end(fail.code, fail.details);
     this.counts.sent++;
     if (this.stream.write(frame(SAY_HELLO_BIDI.responseSerialize({ message: text })))) return this.next();
     this.stream.onDrain = () => {
