@@ -254,6 +254,7 @@ describe('SayHelloBidi on the fast path', () => {
     ['no request at all (the client half-closes at once)', bidiHeaders(), [], { status: 0, replies: 0 }],
     ['an empty message, a UTF-8 name, one not UTF-8', bidiHeaders(), [grpcFrame(Buffer.alloc(0)), grpcFrame(helloRequest('wörld ✓')), grpcFrame(helloRequest(Buffer.from([0xff, 0xc3])))], { status: 0, replies: 3 }],
     ['40 requests (more than wait at once)', bidiHeaders(), requests(...Array.from({ length: 40 }, (_, i) => `n${i}`)), { status: 0, replies: 40 }],
+    ['20,000 requests in one go', bidiHeaders(), [Buffer.concat(requests(...Array.from({ length: 20_000 }, (_, i) => `m${i}`)))], { status: 0, replies: 20_000 }, { waitMs: 20_000 }],
     ['a message split over two DATA frames', bidiHeaders(), (() => { const f = grpcFrame(helloRequest('split')); return [f.subarray(0, 3), f.subarray(3)]; })(), { status: 0, replies: 1 }],
     ['an Envoy attempt count and metadata', bidiHeaders({ 'x-envoy-attempt-count': '3', 'x-any': 'v', 'user-agent': 'test/1' }), requests('a'), { status: 0, replies: 1 }],
     ['a delay before every reply (x-helloworld-delay-ms 15)', bidiHeaders({ 'x-helloworld-delay-ms': '15' }), requests('a', 'b'), { status: 0, replies: 2 }],
@@ -277,4 +278,21 @@ describe('SayHelloBidi on the fast path', () => {
       if (expected.replies !== undefined) expect(texts(a.data)).toHaveLength(expected.replies);
     });
   }
+
+  it('reads no more requests from a client that does not read its replies than a window of replies and the few waiting', async () => {
+    const count = 100_000;
+    const s = servers.fast;
+    const logged = s.log.length;
+    const stream = servers.fastSession.request(bidiHeaders({ 'grpc-timeout': '20S' }), { endStream: false });
+    stream.on('error', () => {});
+    stream.pause(); // node:http2 gives no window back: the server's replies wait
+    stream.write(Buffer.concat(requests(...Array.from({ length: count }, (_, i) => `w${i}`))));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    stream.close(h2.NGHTTP2_CANCEL);
+    await expect.poll(() => s.log.length).toBe(logged + 1);
+    const line = s.log.at(-1)!;
+    expect(line).toMatchObject({ method: SAY_HELLO_BIDI_PATH, status: 'CANCELLED' });
+    expect(line.messages_received!).toBeLessThan(count / 4);
+    expect(line.messages_received! - line.messages_sent!).toBeLessThanOrEqual(16);
+  });
 });

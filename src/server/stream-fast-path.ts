@@ -243,6 +243,8 @@ export class StreamFastCall extends PlainCall implements OpenStream {
 
 /** bidi requests waiting for their replies before the stream stops giving back window (as greeter-stream.ts pauses) */
 const MAX_WAITING = 16;
+/** bidi replies written in one turn of the event loop before the others (other streams, the socket) get theirs */
+const TURN_REPLIES = 1024;
 /** grpc-js' limit on a received message */
 const MAX_RECEIVE = 4 * 1024 * 1024;
 
@@ -258,11 +260,10 @@ export function qualifiesForBidiFastPath(headers: Readonly<Record<string, string
  * RESOURCE_EXHAUSTED, with grpc-js' words.
  */
 export class BidiFastCall extends FrontDoorCall implements OpenStream {
-  /** bytes of a message not all here yet */
-  private pending = Buffer.alloc(0);
-  /** requests waiting for their replies, in order; bytes of theirs not yet given back to the client's window */
+  /** request bytes not read yet */
+  private readonly reader = new MessageReader();
+  /** requests waiting for their replies, in order */
   private readonly waiting: Array<{ text: string; due: number }> = [];
-  private unconsumed = 0;
   private replying = false;
   private halfClosed = false;
   private plan: StreamPlan = { delayMs: 0 };
@@ -291,31 +292,76 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
 
   onData(chunk: Buffer): void {
     if (this.record.finished) return this.stream.consumed(chunk.length);
-    let pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (pending.length >= 5) {
-      const length = pending.readUInt32BE(1);
-      if (length > MAX_RECEIVE) return this.end(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${MAX_RECEIVE})`);
-      if (pending.length < 5 + length) break;
-      let name: string;
-      try {
-        name = (SAY_HELLO_BIDI.requestDeserialize(pending.subarray(5, 5 + length)) as HelloRequest).name;
-      } catch {
-        return this.end(Code.INTERNAL, 'Error deserializing request');
+    const kept = this.reader.buffered > 0;
+    // (a copy when it is kept: a view would keep a whole socket read alive)
+    this.reader.push(kept ? Buffer.from(chunk) : chunk);
+    this.serve();
+    if (!kept) this.reader.own();
+  }
+
+  /**
+   * Reads the requests that have come, one at a time, each replied to as soon as the one before has been
+   * (as greeter-stream.ts' handler gets them from grpc-js); while a reply waits for its delay or for the client
+   * to read, the requests go on being read, until MAX_WAITING wait: the rest stay bytes, held against the
+   * client's window and the connection's memory (a request read is an object, ten times its bytes).
+   */
+  private serve(): void {
+    for (let sent = 0; !this.record.finished; ) {
+      if (!this.replying && this.waiting.length > 0) {
+        const head = this.waiting.shift()!;
+        this.replying = true;
+        const wait = head.due - performance.now();
+        if (wait > 0) {
+          this.cancelWait = afterDelay(wait, () => this.send(head.text) && this.replied());
+          continue;
+        }
+        if (!this.send(head.text)) continue;
+        this.replying = false;
+        if (++sent >= TURN_REPLIES) {
+          // the others (streams, the socket) get their turn
+          this.replying = true;
+          const immediate = setImmediate(() => this.replied());
+          this.cancelWait = () => clearImmediate(immediate);
+          return;
+        }
+        continue;
       }
-      pending = pending.subarray(5 + length);
-      this.waiting.push({ text: helloText(name, ++this.counts.received), due: performance.now() + this.plan.delayMs });
-      if (this.waiting.length < MAX_WAITING) this.stream.consumed(5 + length);
-      else this.unconsumed += 5 + length;
-      if (!this.replying) this.next();
-      if (this.record.finished) return;
+      if (!this.readRequest()) break;
     }
-    // (a copy: a view would keep the whole socket read alive)
-    this.pending = pending.length === 0 ? EMPTY : Buffer.from(pending);
+    if (this.halfClosed && !this.replying && this.waiting.length === 0) this.end(Code.OK, 'OK');
+  }
+
+  private replied(): void {
+    this.replying = false;
+    this.serve();
+  }
+
+  /** Reads one request, when one is here whole and fewer than MAX_WAITING wait; false when none was read. */
+  private readRequest(): boolean {
+    if (this.waiting.length >= MAX_WAITING) return false;
+    const length = this.reader.nextLength();
+    if (length === undefined) return false;
+    if (length > MAX_RECEIVE) {
+      this.end(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${MAX_RECEIVE})`);
+      return false;
+    }
+    const message = this.reader.next(length);
+    if (!message) return false;
+    this.stream.consumed(5 + length);
+    let name: string;
+    try {
+      name = (SAY_HELLO_BIDI.requestDeserialize(message) as HelloRequest).name;
+    } catch {
+      this.end(Code.INTERNAL, 'Error deserializing request');
+      return false;
+    }
+    this.waiting.push({ text: helloText(name, ++this.counts.received), due: performance.now() + this.plan.delayMs });
+    return true;
   }
 
   onEnd(): void {
     this.halfClosed = true;
-    if (!this.replying && !this.record.finished) this.next();
+    if (!this.replying && !this.record.finished) this.serve();
   }
 
   protected override onDeadline(): void {
@@ -334,36 +380,72 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
     this.finish(code, details);
   }
 
-  /** The reply to the request waiting first, after its delay; the end once none waits and the client half-closed. */
-  private next(): void {
-    this.replying = false;
-    const head = this.waiting.shift();
-    if (this.waiting.length < MAX_WAITING && this.unconsumed > 0) {
-      this.stream.consumed(this.unconsumed);
-      this.unconsumed = 0;
-    }
-    if (!head) {
-      if (this.halfClosed) this.end(Code.OK, 'OK');
-      return;
-    }
-    this.replying = true;
-    const wait = head.due - performance.now();
-    if (wait <= 0) return this.send(head.text);
-    this.cancelWait = afterDelay(wait, () => this.send(head.text));
-  }
-
-  private send(text: string): void {
+  /** Writes a reply, or the failure planned in its place; true when the next may follow at once. */
+  private send(text: string): boolean {
     this.cancelWait = undefined;
-    if (this.record.finished || this.stream.closed) return;
+    if (this.record.finished || this.stream.closed) return false;
     const fail = this.plan.fail;
-    if (fail && this.counts.sent === fail.afterReplies) return this.end(fail.code, fail.details);
+    if (fail && this.counts.sent === fail.afterReplies) {
+      this.end(fail.code, fail.details);
+      return false;
+    }
     this.counts.sent++;
-    if (this.stream.write(frame(SAY_HELLO_BIDI.responseSerialize({ message: text })))) return this.next();
+    if (this.stream.write(frame(SAY_HELLO_BIDI.responseSerialize({ message: text })))) return true;
     this.stream.onDrain = () => {
       this.stream.onDrain = undefined;
-      this.next();
+      this.replied();
     };
+    return false;
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/** gRPC messages out of DATA as it comes: each handed out whole, without its prefix, once all of it is here. */
+class MessageReader {
+  #chunks: Buffer[] = [];
+  buffered = 0;
+
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** Copies the one chunk left (a view of a socket read) so that the read can go. */
+  own(): void {
+    if (this.#chunks.length === 1) this.#chunks[0] = Buffer.from(this.#chunks[0]!);
+  }
+
+  /** the next message's length, once its prefix is here */
+  nextLength(): number | undefined {
+    return this.buffered < 5 ? undefined : this.#front(5).readUInt32BE(1);
+  }
+
+  /** the next message (of `length`, from nextLength), once all of it is here */
+  next(length: number): Buffer | undefined {
+    if (this.buffered < 5 + length) return undefined;
+    const message = this.#front(5 + length).subarray(5, 5 + length);
+    let left = 5 + length;
+    this.buffered -= left;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      if (first.length > left) {
+        this.#chunks[0] = first.subarray(left);
+        break;
+      }
+      this.#chunks.shift();
+      left -= first.length;
+    }
+    return message;
+  }
+
+  /** The first `n` bytes in one piece: the chunks they span joined (and no more). */
+  #front(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first;
+    let spanned = 0;
+    let count = 0;
+    while (spanned < n) spanned += this.#chunks[count++]!.length;
+    const joined = Buffer.concat(this.#chunks.slice(0, count), spanned);
+    this.#chunks.splice(0, count, joined);
+    return joined;
+  }
+}
