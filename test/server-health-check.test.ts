@@ -38,6 +38,7 @@ describe('health Check on the fast path', () => {
     ['a name that is not UTF-8', checkHeaders(), [grpcFrame(checkRequest(Buffer.from([0xff, 0xfe, 0xc3])))], {}],
     ['unknown fields around the name', checkHeaders(), [grpcFrame(Buffer.concat([Buffer.from([0x10, 0x05]), checkRequest('helloworld.Greeter'), Buffer.from([0x1a, 0x01, 0x41])]))], { status: 0 }],
     ['a user agent, metadata, a deadline', checkHeaders({ 'user-agent': 'grpc-go/1.33.3', 'x-any': 'v', 'grpc-timeout': '1S' }), [grpcFrame(checkRequest(''))], { status: 0 }],
+    ['an Envoy attempt count (logged)', checkHeaders({ 'x-envoy-attempt-count': '2' }), [grpcFrame(checkRequest(''))], { status: 0 }],
     ['a malformed grpc-timeout', checkHeaders({ 'grpc-timeout': 'soon' }), [grpcFrame(checkRequest(''))], {}],
     ['grpc-encoding gzip on an uncompressed message', checkHeaders({ 'grpc-encoding': 'gzip' }), [grpcFrame(checkRequest(''))], {}],
     ['a compressed flag', checkHeaders(), [grpcFrame(checkRequest(''), { compressed: true })], {}],
