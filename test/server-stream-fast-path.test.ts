@@ -209,28 +209,34 @@ describe('SayHelloStream on the fast path', () => {
     expect(got[1]).toEqual(want);
   });
 
-  it('ends a stream still open when the grace period is over UNAVAILABLE, as grpc-js does', async () => {
-    const pair = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
-    const sessions = await Promise.all(pair.map((s) => h2Session(s.address)));
-    try {
-      const answers = sessions.map((session) => rawRequest(session, streamHeaders(), [grpcFrame(streamRequest('drain', 1000, 100))], { waitMs: 10_000 }));
-      await expect.poll(() => pair.map((s) => s.inFlight())).toEqual([1, 1]);
-      const clean = await Promise.all(pair.map((s) => s.shutdown(450)));
-      expect(clean).toEqual([false, false]);
-      const [a, b] = await Promise.all(answers);
-      for (const answer of [a!, b!]) {
-        expect({ status: answer.grpcStatus, message: answer.grpcMessage }).toEqual({ status: 14, message: SHUTTING_DOWN });
-        expect(texts(answer.data).length).toBeGreaterThanOrEqual(2);
+  for (const [method, headers, body] of [
+    ['SayHelloStream', streamHeaders(), [grpcFrame(streamRequest('drain', 1000, 100))]],
+    // (the client never half-closes: the stream is open when the grace period is over)
+    ['SayHelloBidi', grpcHeaders(SAY_HELLO_BIDI_PATH), [grpcFrame(helloRequest('a')), grpcFrame(helloRequest('b'))]],
+  ] as const) {
+    it(`ends a ${method} still open when the grace period is over UNAVAILABLE, as grpc-js does`, async () => {
+      const pair = await Promise.all([startTestServer(), startTestServer({ fastPath: false })]);
+      const sessions = await Promise.all(pair.map((s) => h2Session(s.address)));
+      try {
+        const answers = sessions.map((session) => rawRequest(session, headers, [...body], { waitMs: 10_000, keepOpen: method === 'SayHelloBidi' }));
+        await expect.poll(() => pair.map((s) => s.inFlight())).toEqual([1, 1]);
+        const clean = await Promise.all(pair.map((s) => s.shutdown(450)));
+        expect(clean).toEqual([false, false]);
+        const [a, b] = await Promise.all(answers);
+        for (const answer of [a!, b!]) {
+          expect({ status: answer.grpcStatus, message: answer.grpcMessage }).toEqual({ status: 14, message: SHUTTING_DOWN });
+          expect(texts(answer.data).length).toBeGreaterThanOrEqual(2);
+        }
+        expect(seen(a!).headers).toEqual(seen(b!).headers);
+        const lines = pair.map((s: TestServer) => s.log.at(-1)!);
+        expect(lines[0]).toMatchObject({ status: 'UNAVAILABLE', details: SHUTTING_DOWN, messages_sent: texts(a!.data).length });
+        expect(lines[1]).toMatchObject({ status: 'UNAVAILABLE', details: SHUTTING_DOWN, messages_sent: texts(b!.data).length });
+      } finally {
+        for (const session of sessions) session.destroy();
+        for (const s of pair) s.forceShutdown();
       }
-      expect(seen(a!).headers).toEqual(seen(b!).headers);
-      const lines = pair.map((s: TestServer) => s.log.at(-1)!);
-      expect(lines[0]).toMatchObject({ status: 'UNAVAILABLE', details: SHUTTING_DOWN, messages_sent: texts(a!.data).length });
-      expect(lines[1]).toMatchObject({ status: 'UNAVAILABLE', details: SHUTTING_DOWN, messages_sent: texts(b!.data).length });
-    } finally {
-      for (const session of sessions) session.destroy();
-      for (const s of pair) s.forceShutdown();
-    }
-  });
+    });
+  }
 
   it('takes SayHelloStreams with any override headers and deadline, and leaves compression, malformed deadlines and bidi to grpc-js', () => {
     const base = { ':method': 'POST', ':path': SAY_HELLO_STREAM_PATH, 'content-type': 'application/grpc' };
