@@ -10,9 +10,9 @@ import { describe, expect, it, test } from 'vitest';
 import { HEALTH_CHECK_PATH } from '../src/rpc-names.ts';
 import { client } from './helpers/client.ts';
 import { hasGrpcio, python, pythonArgs } from './helpers/python.ts';
-import { grpcFrame, grpcHeaders, h2Session, rawRequest, varint, type RawAnswer } from './helpers/raw-grpc.ts';
-import { fastAndPlainServers } from './helpers/fast-and-plain.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { grpcFrame, grpcHeaders, h2Session, rawRequest, varint } from './helpers/raw-grpc.ts';
+import { fastAndPlainServers, logLine, sameAnswers } from './helpers/fast-and-plain.ts';
+import { startTestServer } from './helpers/server.ts';
 
 const servers = fastAndPlainServers();
 
@@ -24,27 +24,8 @@ function checkRequest(service: string | Buffer): Buffer {
 
 const checkHeaders = (extra: OutgoingHttpHeaders = {}) => grpcHeaders(HEALTH_CHECK_PATH, extra);
 
-/** What a client can see of an answer but the date, with the order of the header fields. */
-function seen(a: RawAnswer) {
-  const { date: _date, ...headers } = a.headers;
-  return { httpStatus: a.httpStatus, headers, order: Object.keys(headers), data: a.data.toString('hex'), trailers: { ...a.trailers }, timedOut: a.timedOut };
-}
-
-const logLine = (e: TestServer['log'][number]) => {
-  const { time: _t, duration_ms: _d, peer: _p, authority: _a, ...rest } = e;
-  return rest;
-};
-
 /** The same request to both servers: the same answer, and the same access-log line but for times and ports. */
-async function both(headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) {
-  const logged = [servers.fast.log.length, servers.plain.log.length];
-  const [a, b] = await Promise.all([rawRequest(servers.fastSession, headers, body, options), rawRequest(servers.plainSession, headers, body, options)]);
-  await expect.poll(() => [servers.fast.log.length - logged[0]!, servers.plain.log.length - logged[1]!]).toEqual([1, 1]);
-  expect(logLine(servers.fast.log.at(-1)!)).toEqual(logLine(servers.plain.log.at(-1)!));
-  expect(seen(a)).toEqual(seen(b));
-  expect(a.httpStatus, a.error).toBe(200);
-  return a;
-}
+const both = (headers: OutgoingHttpHeaders, body: Buffer[], options?: Parameters<typeof rawRequest>[3]) => sameAnswers(servers, headers, body, options);
 
 describe('health Check on the fast path', () => {
   const split = (frame: Buffer, at: number) => [frame.subarray(0, at), frame.subarray(at)];
@@ -57,6 +38,7 @@ describe('health Check on the fast path', () => {
     ['a name that is not UTF-8', checkHeaders(), [grpcFrame(checkRequest(Buffer.from([0xff, 0xfe, 0xc3])))], {}],
     ['unknown fields around the name', checkHeaders(), [grpcFrame(Buffer.concat([Buffer.from([0x10, 0x05]), checkRequest('helloworld.Greeter'), Buffer.from([0x1a, 0x01, 0x41])]))], { status: 0 }],
     ['a user agent, metadata, a deadline', checkHeaders({ 'user-agent': 'grpc-go/1.33.3', 'x-any': 'v', 'grpc-timeout': '1S' }), [grpcFrame(checkRequest(''))], { status: 0 }],
+    ['an Envoy attempt count (logged)', checkHeaders({ 'x-envoy-attempt-count': '2' }), [grpcFrame(checkRequest(''))], { status: 0 }],
     ['a malformed grpc-timeout', checkHeaders({ 'grpc-timeout': 'soon' }), [grpcFrame(checkRequest(''))], {}],
     ['grpc-encoding gzip on an uncompressed message', checkHeaders({ 'grpc-encoding': 'gzip' }), [grpcFrame(checkRequest(''))], {}],
     ['a compressed flag', checkHeaders(), [grpcFrame(checkRequest(''), { compressed: true })], {}],

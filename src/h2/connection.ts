@@ -93,6 +93,8 @@ export class H2Stream {
   remoteEnded: boolean;
   /** called once queued DATA has gone out after write() returned false */
   onDrain: (() => void) | undefined;
+  /** write() returned false: onDrain is owed */
+  blocked = false;
   /** the peer's window for our DATA on this stream */
   sendWindow: number;
   /** our window for the peer's DATA, and what was consumed but not yet given back */
@@ -155,7 +157,10 @@ export class H2Stream {
     if (data.length > 0) this.connection.enqueue(this, data);
     if (endStream) this.end = 'data';
     this.connection.pump(this);
-    return this.queued <= STREAM_HIGH_WATER;
+    // (what waits unsent in the socket counts too: a peer whose windows are wide but who does not read)
+    if (this.queued <= STREAM_HIGH_WATER && !this.connection.congested) return true;
+    this.blocked = true;
+    return false;
   }
 
   /** Its owner holds `n` more bytes for it (a forwarded request, in grpc-js) until it closes: counted in the connection's memory. */
@@ -451,7 +456,15 @@ export class H2Connection {
     // A peer that does not read what it asked for: read nothing more from it until it has (headers and
     // control frames are not flow-controlled, so requests could otherwise pile answers up here without bound).
     socket.pause();
-    socket.once('drain', () => socket.resume());
+    socket.once('drain', () => {
+      socket.resume();
+      for (const stream of [...this.#streams.values()]) if (stream.blocked) this.pump(stream);
+    });
+  }
+
+  /** So much waits unsent in the socket that a stream's writer should wait for its onDrain. */
+  get congested(): boolean {
+    return this.#socket.writableLength >= this.#limits.maxUnsent;
   }
 
   /** A header block on `stream` (HEADERS, CONTINUATION as needed); with `endStream` our side ends. */
@@ -489,7 +502,6 @@ export class H2Connection {
   /** Sends what the windows allow of the stream's queued DATA, then its end once nothing waits. */
   pump(stream: H2Stream): void {
     if (stream.closed || stream.state === StreamState.HALF_CLOSED_LOCAL || this.#closed) return;
-    const wasBlocked = stream.queued > STREAM_HIGH_WATER;
     while (stream.queue.length > 0) {
       const head = stream.queue[0]!;
       const room = Math.min(head.length, this.#maxFrameSize, stream.sendWindow, this.#connectionSendWindow);
@@ -515,7 +527,10 @@ export class H2Connection {
       }
       return this.sendHeaders(stream, stream.end, true);
     }
-    if (wasBlocked && stream.queued <= STREAM_HIGH_WATER) stream.onDrain?.();
+    if (stream.blocked && stream.queued <= STREAM_HIGH_WATER && !this.congested) {
+      stream.blocked = false;
+      stream.onDrain?.();
+    }
   }
 
   #localEnd(stream: H2Stream): void {

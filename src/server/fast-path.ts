@@ -15,16 +15,16 @@
 // two): the same headers, message, trailers, and the same access-log line. Those bytes are one grpc-js
 // version's, so package.json pins grpc-js exactly.
 import { frame } from '../grpc-frame.ts';
-import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders, type HeaderList } from '../h2/hpack.ts';
 import { greeterService, SAY_HELLO_PATH } from '../proto.ts';
 import { Code } from '../status.ts';
 import { httpDate } from './http-date.ts';
-import type { CallRecord, CallTracker } from './access-log.ts';
+import type { CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { ATTEMPT_HEADER, attemptFromHeader, crashDetails, type FaultOptions } from './faults.ts';
+import { crashDetails, type FaultOptions } from './faults.ts';
 import { sayHello, type Greeting } from './greeting.ts';
-import type { H2Stream, StreamHandler } from '../h2/connection.ts';
+import type { H2Stream } from '../h2/connection.ts';
+import { PlainCall, plainHeaders } from './plain-call.ts';
 
 /** A larger request goes to grpc-js (whose limit is 4 MB). */
 const FAST_MAX_MESSAGE = 16 * 1024;
@@ -42,13 +42,7 @@ const NO_MESSAGE = `Received no request message for server streaming method ${SA
  * did not refuse (refusals.ts), so the content type is gRPC's.
  */
 export function qualifiesForFastPath(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
-  if (headers[':path'] !== SAY_HELLO_PATH || headers[':method'] !== 'POST') return false;
-  const encoding = headers['grpc-encoding'];
-  if (encoding !== undefined && encoding !== 'identity') return false;
-  // END_STREAM on the headers: no message at all, grpc-js says so
-  if (remoteEnded) return false;
-  const timeout = headers['grpc-timeout'];
-  return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout)); // a malformed one: grpc-js words the error
+  return plainHeaders(SAY_HELLO_PATH, headers, remoteEnded);
 }
 
 /** The OK answer's headers, as grpc-js sends them (with the attempt Envoy counted, when it did). */
@@ -66,7 +60,7 @@ function okHeaders(hostname: string, attempt: number | undefined): HeaderList {
 
 /** okHeaders without an attempt, encoded again only when the date or the hostname changes (only calls through Envoy have one). */
 let okCache: { date: string; hostname: string; block: Buffer } = { date: '', hostname: '', block: Buffer.alloc(0) };
-function okHeadersBlock(hostname: string): Buffer {
+export function okHeadersBlock(hostname: string): Buffer {
   const date = httpDate();
   if (okCache.date !== date || okCache.hostname !== hostname) okCache = { date, hostname, block: encodeHeaders(okHeaders(hostname, undefined)) };
   return okCache.block;
@@ -84,49 +78,27 @@ export function trailersOnly(code: number, details: string, metadata: HeaderList
   ];
 }
 
-export class FastCall implements StreamHandler {
-  private body: Buffer | undefined;
+export class FastCall extends PlainCall {
   private name: string | undefined;
-  private readonly record: CallRecord;
-  private cancelDeadline: (() => void) | undefined;
-  /** performance.now() of the call's deadline (grpc-timeout); Infinity without one */
-  private deadlineAt = Infinity;
   private cancelDelay: (() => void) | undefined;
 
   constructor(
-    private readonly stream: H2Stream,
+    stream: H2Stream,
     private readonly options: FaultOptions,
     private readonly hostname: string,
     tracker: CallTracker,
-    /** forwards the stream to grpc-js with the request bytes read so far */
-    private readonly toGrpcJs: (read: Buffer[]) => void,
+    toGrpcJs: (read: Buffer[]) => void,
   ) {
-    const { headers } = stream;
-    this.record = tracker.begin(SAY_HELLO_PATH, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
-    this.record.attempt = attemptFromHeader(headers[ATTEMPT_HEADER]);
-    stream.handler = this;
-    const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) {
-      const ms = parseGrpcTimeout(timeout);
-      this.deadlineAt = performance.now() + ms;
-      this.cancelDeadline = afterLongDelay(ms, () => this.deadline());
-    }
+    super(stream, SAY_HELLO_PATH, tracker, FAST_MAX_MESSAGE, toGrpcJs);
   }
 
-  private stopTimers(): void {
-    this.cancelDeadline?.();
+  protected override read(message: Buffer): boolean {
+    this.name = (SAY_HELLO.requestDeserialize(message) as { name: string }).name;
+    return true;
+  }
+
+  protected override stopWaiting(): void {
     this.cancelDelay?.();
-  }
-
-  private finish(code: number, details: string): void {
-    this.stopTimers();
-    this.record.finish(code, details);
-  }
-
-  /** The client went away (RST_STREAM, or the connection closed). */
-  onReset(): void {
-    this.stopTimers();
-    this.record.cancel(this.deadlineAt - performance.now());
   }
 
   /**
@@ -145,57 +117,26 @@ export class FastCall implements StreamHandler {
   }
 
   /** What grpc-js sends when a deadline passes before the answer: DEADLINE_EXCEEDED, trailers only. */
-  private deadline(): void {
-    if (this.record.finished || this.stream.closed) return;
+  protected override onDeadline(): void {
     this.fail(Code.DEADLINE_EXCEEDED, 'Deadline exceeded', false);
   }
 
-  onData(chunk: Buffer): void {
-    if (this.record.finished) return this.stream.consumed(chunk.length);
-    if (this.body !== undefined || !this.accept(chunk)) this.handOver(this.body === undefined ? [chunk] : [this.body, chunk]);
+  /** half-closed without a byte: what grpc-js' unary handler answers */
+  protected override noMessage(): void {
+    this.fail(Code.UNIMPLEMENTED, NO_MESSAGE, false);
   }
 
-  /** The first DATA: exactly one uncompressed message that protobuf reads. */
-  private accept(chunk: Buffer): boolean {
-    if (chunk.length < 5 || chunk[0] !== 0) return false;
-    const length = chunk.readUInt32BE(1);
-    if (length > FAST_MAX_MESSAGE || chunk.length !== 5 + length) return false;
-    try {
-      this.name = (SAY_HELLO.requestDeserialize(chunk.subarray(5)) as { name: string }).name;
-    } catch {
-      return false;
-    }
-    // a copy: the chunk is a view of a socket read of up to 64 KB, which this call would otherwise keep alive
-    this.body = Buffer.from(chunk);
-    return true;
-  }
-
-  /** Gives the call to grpc-js, before it has ended, with the bytes read so far. */
-  private handOver(read: Buffer[]): void {
-    this.cancelDeadline?.();
-    this.record.abandon();
-    this.toGrpcJs(read);
-  }
-
-  onEnd(): void {
-    if (this.record.finished || this.stream.closed) return;
-    if (this.body) this.stream.consumed(this.body.length);
-    this.body = undefined; // no hand-over after the end
-    if (this.name === undefined) {
-      // half-closed without a byte: what grpc-js' unary handler answers
-      return this.fail(Code.UNIMPLEMENTED, NO_MESSAGE, false);
-    }
-    const greeting = sayHello(this.options, this.name, (name) => this.stream.headers[name]);
+  protected override answer(): void {
+    const greeting = sayHello(this.options, this.name!, (name) => this.stream.headers[name]);
     this.name = undefined; // what a waiting call holds is its answer alone
     if (greeting.end === 'hang') return; // the deadline (still armed) or the client going away ends it
-    if (greeting.delayMs <= 0) return this.answer(greeting);
+    if (greeting.delayMs <= 0) return this.reply(greeting);
     // as grpc-js' handler: the deadline (still armed) or the client going away ends the wait
-    this.cancelDelay = afterDelay(greeting.delayMs, () => this.answer(greeting));
+    this.cancelDelay = afterDelay(greeting.delayMs, () => this.reply(greeting));
   }
 
-  private answer(greeting: Greeting): void {
+  private reply(greeting: Greeting): void {
     const { stream } = this;
-    this.cancelDeadline?.();
     if (stream.closed || this.record.finished) return;
     if (greeting.end === 'crash') {
       this.finish(Code.UNAVAILABLE, crashDetails(greeting.why));

@@ -1,7 +1,8 @@
 // The listening socket and its connections: node:net or node:tls. A connection that speaks HTTP/2 (plaintext:
 // the preface, or bytes that are no HTTP/1 request; TLS: ALPN h2) is an HTTP/2 connection of our own in the
 // server role (h2/connection.ts). A stream grpc-js would refuse outright is refused here (refusals.ts); one
-// whose headers qualify is answered here (a SayHello: fast-path.ts; a health Check: health-check.ts); every
+// whose headers qualify is answered here (a SayHello: fast-path.ts; a health Check: health-check.ts; a
+// GreeterStream stream: stream-fast-path.ts); every
 // other stream, and one the fast path hands over, goes to grpc-js (forward.ts). A connection that speaks
 // HTTP/1 (plaintext: its request line; TLS: ALPN http/1.1 or none) gets one answer, health or a refusal
 // (http1.ts): HTTP/2 is never served over TLS without ALPN h2.
@@ -13,11 +14,13 @@ import type { FaultOptions } from './faults.ts';
 import { FastCall, qualifiesForFastPath } from './fast-path.ts';
 import { readFirstBytes } from './first-bytes.ts';
 import { GrpcJsConnection } from './forward.ts';
+import type { OpenStream } from './greeter-stream.ts';
 import { HealthCheckCall, qualifiesForHealthCheck, type ServerHealth } from './health-check.ts';
 import { serveHttp1 } from './http1.ts';
 import { H2Connection, type H2Stream, type StreamHandler } from '../h2/connection.ts';
 import type { ServerLimits } from '../h2/limits.ts';
 import { refusal, type Refusal } from './refusals.ts';
+import { BidiFastCall, qualifiesForBidiFastPath, qualifiesForStreamFastPath, StreamFastCall } from './stream-fast-path.ts';
 
 export interface FrontDoorTls {
   cert: Buffer;
@@ -32,10 +35,12 @@ export interface FrontDoorOptions {
   tls?: FrontDoorTls;
   hostname: string;
   faults: FaultOptions;
-  /** answer qualifying SayHellos and health Checks here; false sends every call to grpc-js */
+  /** answer qualifying SayHellos, health Checks and SayHelloStreams here; false sends every call to grpc-js */
   fastPath: boolean;
   /** the statuses health Checks answer (health-check.ts) */
   health: Pick<ServerHealth, 'statusOf'>;
+  /** the GreeterStream streams being served (a shutdown's grace period ends them): those answered here join them */
+  openStreams: Set<OpenStream>;
   limits: ServerLimits;
   /** the paths of every method grpc-js serves */
   methodPaths: ReadonlySet<string>;
@@ -106,6 +111,10 @@ export async function openFrontDoor(options: FrontDoorOptions): Promise<FrontDoo
       start(new FastCall(stream, options.faults, options.hostname, options.tracker, toGrpcJs));
     } else if (options.fastPath && qualifiesForHealthCheck(stream.headers, endedOnHeaders)) {
       start(new HealthCheckCall(stream, options.health, options.tracker, toGrpcJs));
+    } else if (options.fastPath && qualifiesForStreamFastPath(stream.headers, endedOnHeaders)) {
+      start(new StreamFastCall(stream, options.faults, options.hostname, options.tracker, options.openStreams, toGrpcJs));
+    } else if (options.fastPath && qualifiesForBidiFastPath(stream.headers, endedOnHeaders)) {
+      start(new BidiFastCall(stream, options.faults, options.hostname, options.tracker, options.openStreams));
     } else {
       grpcJs().forward(stream, read);
     }

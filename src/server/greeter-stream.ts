@@ -20,8 +20,16 @@ const MAX_WAITING = 16;
 
 type Call = ServerWritableStream<HelloStreamRequest, HelloReply> | ServerDuplexStream<HelloRequest, HelloReply>;
 
+/** A GreeterStream stream being served, by grpc-js or by the front door (stream-fast-path.ts). */
+export interface OpenStream {
+  /** Ends it with this status now (a shutdown's grace period is over). */
+  end(code: number, details: string): void;
+}
+
 export interface GreeterStreams {
   implementation: UntypedServiceImplementation;
+  /** the streams being served, on either path: the front door's join them here */
+  tracked: Set<OpenStream>;
   /** streams being served */
   open(): number;
   /** Ends every stream still open with this status (a shutdown's grace period is over). */
@@ -29,7 +37,7 @@ export interface GreeterStreams {
 }
 
 /** One stream's replies: paced, counted, failing as planned, then its end. */
-class Replies {
+class Replies implements OpenStream {
   #sent = 0;
   #over = false;
   #cancelWait: (() => void) | undefined;
@@ -37,7 +45,7 @@ class Replies {
   constructor(
     private readonly call: Call,
     readonly plan: StreamPlan,
-    private readonly open: Set<Replies>,
+    private readonly open: Set<OpenStream>,
     hostname: Metadata,
   ) {
     open.add(this);
@@ -81,7 +89,7 @@ class Replies {
 }
 
 export function greeterStreams(options: FaultOptions, hostname: string): GreeterStreams {
-  const open = new Set<Replies>();
+  const open = new Set<OpenStream>();
 
   const refuse = (call: Call, details: string): void => {
     call.emit('error', { code: status.INVALID_ARGUMENT, details, metadata: hostnameMetadata(hostname) });
@@ -145,6 +153,7 @@ export function greeterStreams(options: FaultOptions, hostname: string): Greeter
 
   return {
     implementation,
+    tracked: open,
     open: () => open.size,
     endAll(code, details) {
       for (const replies of [...open]) replies.end(code, details);
@@ -152,7 +161,7 @@ export function greeterStreams(options: FaultOptions, hostname: string): Greeter
   };
 }
 
-function invalidStreamRequest(count: number, interval: number): string | undefined {
+export function invalidStreamRequest(count: number, interval: number): string | undefined {
   if (count < 0 || count > MAX_REPLIES) return `count: want 0 (for ${DEFAULT_REPLIES}) to ${MAX_REPLIES}, got ${count}`;
   if (interval < 0 || interval > MAX_DELAY_MS) return `interval_ms: want 0 to ${MAX_DELAY_MS}, got ${interval}`;
   return undefined;

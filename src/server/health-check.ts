@@ -11,12 +11,12 @@
 // grpc-js, with the bytes read so far, before anything is answered. Watch is a stream, and stays grpc-js' job.
 import { service as healthService, HealthImplementation, type ServingStatus, type ServingStatusMap } from 'grpc-health-check';
 import { frame } from '../grpc-frame.ts';
-import { afterLongDelay, parseGrpcTimeout } from '../grpc-timeout.ts';
 import { encodeHeaders } from '../h2/hpack.ts';
 import { HEALTH_CHECK_PATH } from '../rpc-names.ts';
 import { Code } from '../status.ts';
-import type { H2Stream, StreamHandler } from '../h2/connection.ts';
-import type { CallRecord, CallTracker } from './access-log.ts';
+import type { H2Stream } from '../h2/connection.ts';
+import type { CallTracker } from './access-log.ts';
+import { PlainCall, plainHeaders } from './plain-call.ts';
 import { OK_TRAILERS, trailersOnly } from './fast-path.ts';
 import { httpDate } from './http-date.ts';
 
@@ -72,94 +72,53 @@ function okHeadersBlock(): Buffer {
 
 /** A Check this file answers: anything else is grpc-js' job. Asked only of what the front door did not refuse. */
 export function qualifiesForHealthCheck(headers: Readonly<Record<string, string>>, remoteEnded: boolean): boolean {
-  if (headers[':path'] !== HEALTH_CHECK_PATH || headers[':method'] !== 'POST' || remoteEnded) return false;
-  const encoding = headers['grpc-encoding'];
-  if (encoding !== undefined && encoding !== 'identity') return false;
-  const timeout = headers['grpc-timeout'];
-  return timeout === undefined || !Number.isNaN(parseGrpcTimeout(timeout));
+  return plainHeaders(HEALTH_CHECK_PATH, headers, remoteEnded);
 }
 
-export class HealthCheckCall implements StreamHandler {
-  /** the request, until it has ended */
-  private body: Buffer | undefined;
+export class HealthCheckCall extends PlainCall {
   private service: string | undefined;
   /** what a NOT_FOUND says, percent-encoded as grpc-js sends it */
   private notFound = '';
-  private readonly record: CallRecord;
-  private cancelDeadline: (() => void) | undefined;
-  private deadlineAt = Infinity;
 
   constructor(
-    private readonly stream: H2Stream,
+    stream: H2Stream,
     private readonly health: Pick<ServerHealth, 'statusOf'>,
     tracker: CallTracker,
-    /** forwards the stream to grpc-js with the request bytes read so far */
-    private readonly toGrpcJs: (read: Buffer[]) => void,
+    toGrpcJs: (read: Buffer[]) => void,
   ) {
-    const { headers } = stream;
-    this.record = tracker.begin(HEALTH_CHECK_PATH, stream.peer, headers[':authority'] ?? headers.host ?? '', headers['user-agent'] ?? '');
-    stream.handler = this;
-    const timeout = headers['grpc-timeout'];
-    if (timeout !== undefined) {
-      const ms = parseGrpcTimeout(timeout);
-      this.deadlineAt = performance.now() + ms;
-      this.cancelDeadline = afterLongDelay(ms, () => {
-        if (!this.record.finished && !stream.closed) this.end(trailersOnly(4, 'Deadline exceeded', []), 4, 'Deadline exceeded');
-      });
-    }
+    super(stream, HEALTH_CHECK_PATH, tracker, MAX_REQUEST, toGrpcJs);
   }
 
-  onData(chunk: Buffer): void {
-    if (this.record.finished) return this.stream.consumed(chunk.length);
-    if (this.body !== undefined || !this.accept(chunk)) this.handOver(this.body === undefined ? [chunk] : [this.body, chunk]);
-  }
-
-  private handOver(read: Buffer[]): void {
-    this.cancelDeadline?.();
-    this.record.abandon();
-    this.toGrpcJs(read);
-  }
-
-  /** The first DATA: exactly one uncompressed message that protobuf reads, and a name grpc-js can put in a status. */
-  private accept(chunk: Buffer): boolean {
-    if (chunk.length < 5 || chunk[0] !== 0) return false;
-    const length = chunk.readUInt32BE(1);
-    if (length > MAX_REQUEST || chunk.length !== 5 + length) return false;
-    try {
-      this.service = (CHECK.requestDeserialize(chunk.subarray(5)) as { service: string }).service;
-      this.notFound = `Health status unknown for service ${this.service}`;
-      encodeURI(this.notFound); // (throws on a lone surrogate: what grpc-js does with that is its own business)
-    } catch {
-      return false;
-    }
-    this.body = Buffer.from(chunk); // a copy: the chunk is a view of a whole socket read
+  /** A name grpc-js can put in a status, too. */
+  protected override read(message: Buffer): boolean {
+    this.service = (CHECK.requestDeserialize(message) as { service: string }).service;
+    this.notFound = `Health status unknown for service ${this.service}`;
+    encodeURI(this.notFound); // (throws on a lone surrogate: what grpc-js does with that is its own business)
     return true;
   }
 
-  onEnd(): void {
-    if (this.record.finished || this.stream.closed) return;
-    if (this.body) this.stream.consumed(this.body.length);
-    this.body = undefined;
-    if (this.service === undefined) return this.handOver([]); // no message at all: grpc-js words that error
-    this.cancelDeadline?.();
+  protected override onDeadline(): void {
+    this.end(trailersOnly(Code.DEADLINE_EXCEEDED, 'Deadline exceeded', []), Code.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  }
+
+  /** no message at all: grpc-js words that error */
+  protected override noMessage(): void {
+    this.handOver([]);
+  }
+
+  protected override answer(): void {
     // the status as the request ends, when grpc-health-check's handler would read it
-    const status = this.health.statusOf(this.service);
+    const status = this.health.statusOf(this.service!);
     if (status === undefined) return this.end(trailersOnly(Code.NOT_FOUND, this.notFound, []), Code.NOT_FOUND, this.notFound);
     const { stream } = this;
     stream.respond(okHeadersBlock());
     stream.write(answerOf(status));
     stream.finish(OK_TRAILERS);
-    this.record.finish(0, 'OK');
-  }
-
-  onReset(): void {
-    this.cancelDeadline?.();
-    this.record.cancel(this.deadlineAt - performance.now());
+    this.finish(0, 'OK');
   }
 
   private end(fields: ReturnType<typeof trailersOnly>, code: number, details: string): void {
-    this.cancelDeadline?.();
     this.stream.respond(fields, true);
-    this.record.finish(code, details);
+    this.finish(code, details);
   }
 }

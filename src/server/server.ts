@@ -25,7 +25,7 @@ export interface ServerOptions extends FaultOptions {
   /** how long shutdown() lets in-flight RPCs finish by default */
   graceMs: number;
   accessLog: ((entry: AccessLogEntry) => void) | null;
-  /** answer plain SayHellos and health Checks in the front door (fast-path.ts, health-check.ts); default true */
+  /** answer plain SayHellos, health Checks and SayHelloStreams in the front door (fast-path.ts, health-check.ts, stream-fast-path.ts); default true */
   fastPath?: boolean;
   /** HTTP/2 limits per connection (h2/limits.ts has the defaults) */
   limits?: Partial<ServerLimits>;
@@ -100,6 +100,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     faults,
     fastPath,
     health,
+    openStreams: streams.tracked,
     limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
     methodPaths,
     endlessPaths,
