@@ -30,11 +30,15 @@ import { PlainCall, plainHeaders } from './plain-call.ts';
 const FAST_MAX_MESSAGE = 16 * 1024;
 
 const SAY_HELLO = greeterService.SayHello!;
+/** The trailers that end a call after its headers, as grpc-js sends them. */
+export function statusTrailers(code: number, details: string): Buffer {
+  return encodeHeaders([
+    ['grpc-status', String(code)],
+    ['grpc-message', encodeURI(details)],
+  ]);
+}
 /** what grpc-js' unary handler sends with the answer (status OK, details 'OK'), encoded once */
-export const OK_TRAILERS = encodeHeaders([
-  ['grpc-status', '0'],
-  ['grpc-message', 'OK'],
-]);
+export const OK_TRAILERS = statusTrailers(Code.OK, 'OK');
 const NO_MESSAGE = `Received no request message for server streaming method ${SAY_HELLO_PATH}`;
 
 /**

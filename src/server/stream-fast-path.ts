@@ -15,13 +15,12 @@
 // window's worth.
 import { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
 import { frame } from '../grpc-frame.ts';
-import { encodeHeaders } from '../h2/hpack.ts';
 import { greeterStreamService, type HelloRequest, type HelloStreamRequest } from '../proto.ts';
 import { Code } from '../status.ts';
 import type { H2Stream } from '../h2/connection.ts';
 import type { CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
-import { okHeadersBlock, trailersOnly } from './fast-path.ts';
+import { OK_TRAILERS, okHeadersBlock, statusTrailers, trailersOnly } from './fast-path.ts';
 import { BadOverride, planStream, type FaultOptions, type StreamPlan } from './faults.ts';
 import { DEFAULT_REPLIES, invalidStreamRequest, type OpenStream } from './greeter-stream.ts';
 import { helloText } from './greeting.ts';
@@ -43,14 +42,6 @@ export function qualifiesForStreamFastPath(headers: Readonly<Record<string, stri
   return plainHeaders(SAY_HELLO_STREAM_PATH, headers, remoteEnded);
 }
 
-/** The trailers that end a stream after its headers, as grpc-js sends them. */
-function statusTrailers(code: number, details: string): Buffer {
-  return encodeHeaders([
-    ['grpc-status', String(code)],
-    ['grpc-message', encodeURI(details)],
-  ]);
-}
-const OK_END = statusTrailers(Code.OK, 'OK');
 
 /**
  * Ends a stream with this status as greeter-stream.ts through grpc-js does: trailers after the headers, or
@@ -58,7 +49,7 @@ const OK_END = statusTrailers(Code.OK, 'OK');
  */
 function endStream(stream: H2Stream, hostname: string | undefined, code: number, details: string): void {
   if (!stream.headersSent) return stream.respond(trailersOnly(code, details, hostname === undefined ? [] : [['hostname', hostname]]), true);
-  stream.finish(code === Code.OK ? OK_END : statusTrailers(code, details));
+  stream.finish(code === Code.OK ? OK_TRAILERS : statusTrailers(code, details));
 }
 
 /** The stream's faults from its headers, or what a bad override header is answered (INVALID_ARGUMENT). */
