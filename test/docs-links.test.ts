@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { root } from './k8s-manifests.ts';
+import { CODE_BLOCK, root } from './k8s-manifests.ts';
 
 const documents = ['README.md', 'k8s/README.md', 'e2e/README.md', 'certs/README.md', 'test/schemas/README.md']
   .concat(readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`))
@@ -28,7 +28,7 @@ function anchors(markdown: string): Set<string> {
 }
 
 function withoutCode(markdown: string): string {
-  return markdown.replace(/^```[\s\S]*?^```/gm, '');
+  return markdown.replace(CODE_BLOCK, '');
 }
 
 function links(markdown: string): string[] {

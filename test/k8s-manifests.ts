@@ -236,19 +236,23 @@ export function readProjectDocs(root: string): string {
   return ['README.md', 'k8s/README.md', 'e2e/README.md', ...docs].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
 }
 
+/** A markdown text's fenced code blocks, fences included. */
+export const CODE_BLOCK = /^```[^\n]*\n[\s\S]*?^```/gm;
+
+/** Every line of the fenced code blocks, trimmed, without a leading `$ ` prompt. */
+function codeLines(markdown: string): string[] {
+  return (markdown.match(CODE_BLOCK) ?? []).flatMap((block) => block.split('\n').map((raw) => raw.trim().replace(/^\$\s+/, '')));
+}
+
 /** Every `kubectl exec ... -- CMD ...` command line in the docs' code blocks, as the CMD's argv. */
 export function readmeExecCommands(readme: string): ImageCommand[] {
   const commands: ImageCommand[] = [];
-  const blocks = readme.match(/^```[^\n]*\n[\s\S]*?^```/gm) ?? [];
-  for (const block of blocks) {
-    for (const raw of block.split('\n')) {
-      const line = raw.trim().replace(/^\$\s+/, '');
-      if (!/^kubectl\s+exec\s/.test(line)) continue;
-      const words = shellWords(line);
-      const dashdash = words.indexOf('--');
-      if (dashdash < 0) throw new Error(`README: kubectl exec without "--": ${line}`);
-      commands.push({ source: `README: ${line}`, role: 'exec', argv: words.slice(dashdash + 1) });
-    }
+  for (const line of codeLines(readme)) {
+    if (!/^kubectl\s+exec\s/.test(line)) continue;
+    const words = shellWords(line);
+    const dashdash = words.indexOf('--');
+    if (dashdash < 0) throw new Error(`README: kubectl exec without "--": ${line}`);
+    commands.push({ source: `README: ${line}`, role: 'exec', argv: words.slice(dashdash + 1) });
   }
   return commands;
 }
@@ -259,22 +263,18 @@ const DOCKER_RUN_VALUE_FLAGS = new Set(['--network', '--entrypoint', '-p', '--pu
 /** Every `docker run ... --entrypoint /client IMAGE ARGS` line in the README's code blocks, as /client's argv. */
 export function readmeDockerClientCommands(readme: string): ImageCommand[] {
   const commands: ImageCommand[] = [];
-  const blocks = readme.match(/^```[^\n]*\n[\s\S]*?^```/gm) ?? [];
-  for (const block of blocks) {
-    for (const raw of block.split('\n')) {
-      const line = raw.trim().replace(/^\$\s+/, '');
-      if (!/^docker\s+run\s/.test(line)) continue;
-      const words = shellWords(line);
-      let entrypoint: string | undefined;
-      let i = 2;
-      for (; i < words.length && words[i]!.startsWith('-'); i++) {
-        const [flag, inline] = words[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
-        const value = inline ?? (DOCKER_RUN_VALUE_FLAGS.has(flag) ? words[++i] : undefined);
-        if (flag === '--entrypoint') entrypoint = value;
-      }
-      if (entrypoint !== '/client') continue;
-      commands.push({ source: `README: ${line}`, role: 'container', argv: ['/client', ...words.slice(i + 1)] });
+  for (const line of codeLines(readme)) {
+    if (!/^docker\s+run\s/.test(line)) continue;
+    const words = shellWords(line);
+    let entrypoint: string | undefined;
+    let i = 2;
+    for (; i < words.length && words[i]!.startsWith('-'); i++) {
+      const [flag, inline] = words[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+      const value = inline ?? (DOCKER_RUN_VALUE_FLAGS.has(flag) ? words[++i] : undefined);
+      if (flag === '--entrypoint') entrypoint = value;
     }
+    if (entrypoint !== '/client') continue;
+    commands.push({ source: `README: ${line}`, role: 'container', argv: ['/client', ...words.slice(i + 1)] });
   }
   return commands;
 }
