@@ -333,7 +333,7 @@ describe('7. TLS without ALPN', () => {
     let readError: string | undefined;
     socket.on('data', (chunk: Buffer) => {
       try {
-        for (const f of reader.frames(chunk)) frames.push({ type: f.type, flags: f.flags, streamId: f.streamId });
+        reader.read(chunk, (f) => void frames.push({ type: f.type, flags: f.flags, streamId: f.streamId }));
       } catch (err) {
         readError = String(err);
       }

@@ -31,7 +31,7 @@ class Peer {
         this.#preface = Buffer.concat([this.#preface, chunk.subarray(0, need)]);
         chunk = chunk.subarray(need);
       }
-      for (const frame of this.#reader.frames(chunk)) this.frames.push(frame);
+      this.#reader.read(chunk, (frame) => void this.frames.push(frame));
       this.#wake();
     });
     socket.on('close', () => {

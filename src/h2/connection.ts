@@ -16,6 +16,7 @@ import {
   encodeFrame,
   encodeGoaway,
   encodeHeaderFrames,
+  frameHeader,
   encodeRstStream,
   encodeSettings,
   encodeWindowUpdate,
@@ -445,6 +446,12 @@ export class H2Connection {
     process.nextTick(() => this.#flush());
   }
 
+  /** A frame whose payload goes out as it is, after its header: the two are joined once, with the rest of the turn's frames, at the flush. */
+  #sendFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    this.#send(frameHeader(payload.length, type, flags, streamId));
+    if (payload.length > 0) this.#send(payload);
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#out.length === 0) return;
@@ -473,7 +480,11 @@ export class H2Connection {
       this.#tableSizeUpdateOwed = false;
       block = Buffer.concat([TABLE_SIZE_ZERO, block]);
     }
-    for (const frame of encodeHeaderFrames(stream.id, block, this.#maxFrameSize, endStream)) this.#send(frame);
+    if (block.length <= this.#maxFrameSize) {
+      this.#sendFrame(FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), stream.id, block);
+    } else {
+      for (const frame of encodeHeaderFrames(stream.id, block, this.#maxFrameSize, endStream)) this.#send(frame);
+    }
     this.#pingFree = true;
     if (endStream) this.#localEnd(stream);
   }
@@ -516,7 +527,7 @@ export class H2Connection {
       stream.sendWindow -= part.length;
       this.#connectionSendWindow -= part.length;
       const last = stream.queue.length === 0 && stream.end === 'data';
-      this.#send(encodeFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part));
+      this.#sendFrame(FrameType.DATA, last ? Flag.END_STREAM : 0, stream.id, part);
       this.#pingFree = true;
       if (last) return this.#localEnd(stream);
     }
@@ -640,10 +651,8 @@ export class H2Connection {
         if (chunk.length === 0) return;
       }
       if (!this.#settingsSeen) this.#checkFirstFrame(chunk);
-      for (const frame of this.#reader.frames(chunk)) {
-        this.#handle(frame);
-        if (this.#closed) return;
-      }
+      this.#reader.read(chunk, this.#onFrame);
+      if (this.#closed) return;
       this.#events.onReceived?.();
     } catch (err) {
       this.#connectionError(err);
@@ -688,6 +697,12 @@ export class H2Connection {
     const peers = (id % 2 === 1) === (this.#role === 'server');
     return peers ? id > this.#lastPeerStreamId : id >= this.#nextStreamId;
   }
+
+  /** The reader's callback, made once: a frame handled, and whether the session still reads. */
+  readonly #onFrame = (frame: Frame): boolean => {
+    this.#handle(frame);
+    return !this.#closed;
+  };
 
   #handle(frame: Frame): void {
     if (this.#blocks.open && frame.type !== FrameType.CONTINUATION) {

@@ -75,12 +75,23 @@ export class H2ProtocolError extends Error {
 export function encodeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): Buffer {
   const length = payload?.length ?? 0;
   const out = Buffer.allocUnsafe(9 + length);
+  writeFrameHeader(out, length, type, flags, streamId);
+  if (payload) out.set(payload, 9);
+  return out;
+}
+
+/** A frame's 9-byte header alone, for a payload written after it as it is (not copied into a frame first). */
+export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+  const out = Buffer.allocUnsafe(9);
+  writeFrameHeader(out, length, type, flags, streamId);
+  return out;
+}
+
+function writeFrameHeader(out: Buffer, length: number, type: number, flags: number, streamId: number): void {
   out.writeUIntBE(length, 0, 3);
   out[3] = type;
   out[4] = flags;
   out.writeUInt32BE(streamId & MAX_WINDOW, 5);
-  if (payload) out.set(payload, 9);
-  return out;
 }
 
 /** A header block as HEADERS, then CONTINUATION frames for what does not fit in one frame (RFC 9113 §6.10). */
@@ -136,29 +147,34 @@ export class FrameReader {
     return this.#pending;
   }
 
-  *frames(chunk: Buffer): Generator<Frame> {
-    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+  /**
+   * Hands `onFrame` each whole frame the bytes so far hold, in order, until it returns false (a handler that
+   * ended the session); the rest waits for the next chunk. A loop, not a generator, and one view of the rest per
+   * chunk, not one per frame: a server reads a frame for every call, and each object here is garbage at once.
+   */
+  read(chunk: Buffer, onFrame: (frame: Frame) => boolean | void): void {
+    const buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     let at = 0;
-    while (buf.length - at >= 9) {
-      const length = buf.readUIntBE(at, 3);
-      if (length > this.maxFrameSize) {
-        this.#pending = buf.subarray(at);
-        throw new H2ProtocolError(`frame of ${length} bytes is larger than the ${this.maxFrameSize} allowed`, ErrorCode.FRAME_SIZE_ERROR);
+    try {
+      while (buf.length - at >= 9) {
+        const length = buf.readUIntBE(at, 3);
+        if (length > this.maxFrameSize) {
+          throw new H2ProtocolError(`frame of ${length} bytes is larger than the ${this.maxFrameSize} allowed`, ErrorCode.FRAME_SIZE_ERROR);
+        }
+        if (buf.length - at < 9 + length) break;
+        const frame: Frame = {
+          type: buf[at + 3]!,
+          flags: buf[at + 4]!,
+          streamId: buf.readUInt32BE(at + 5) & MAX_WINDOW,
+          payload: buf.subarray(at + 9, at + 9 + length),
+        };
+        at += 9 + length;
+        if (onFrame(frame) === false) break;
       }
-      if (buf.length - at < 9 + length) break;
-      const frame: Frame = {
-        type: buf[at + 3]!,
-        flags: buf[at + 4]!,
-        streamId: buf.readUInt32BE(at + 5) & MAX_WINDOW,
-        payload: buf.subarray(at + 9, at + 9 + length),
-      };
-      at += 9 + length;
-      // the rest is kept before the frame is handled: a handler may end the session
-      this.#pending = buf = buf.subarray(at);
-      at = 0;
-      yield frame;
+    } finally {
+      // also when a handler throws or ends the session: what was handed out is gone from the rest
+      this.#pending = at === 0 ? buf : buf.subarray(at);
     }
-    this.#pending = at === 0 ? buf : buf.subarray(at);
   }
 }
 

@@ -171,7 +171,7 @@ export class AttackConn {
   #onData = (chunk: Buffer): void => {
     this.bytesReceived += chunk.length;
     try {
-      for (const frame of this.#reader.frames(chunk)) this.#onFrame(frame);
+      this.#reader.read(chunk, (frame) => this.#onFrame(frame));
     } catch {
       this.socket.destroy(); // not HTTP/2 the attacker can read: it leaves
     }

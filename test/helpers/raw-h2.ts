@@ -52,7 +52,7 @@ export class RawH2 {
   ) {
     socket.on('data', (chunk: Buffer) => {
       try {
-        for (const frame of this.#reader.frames(chunk)) this.#onFrame({ ...frame, payload: Buffer.from(frame.payload), granted: this.#grantedFor(frame.streamId) });
+        this.#reader.read(chunk, (frame) => this.#onFrame({ ...frame, payload: Buffer.from(frame.payload), granted: this.#grantedFor(frame.streamId) }));
       } catch (err) {
         this.readError = err instanceof Error ? err : new Error(String(err));
         socket.destroy();
