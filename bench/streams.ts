@@ -110,6 +110,9 @@ export async function benchStreams(o: StreamsOptions): Promise<StreamsResult> {
     { label: 'ts', command: ours },
     { label: 'ts -workers 1', command: `${ours} -workers 1` },
   ].filter((s) => !o.only || o.only.includes(s.label));
+  // a build of another commit beside this one, in the same run, as in bench/server.ts
+  const baseline = process.env.BENCH_BASELINE;
+  if (baseline) specs.push({ label: 'baseline -workers 1', command: `${node} ${SERVER_NODE_FLAGS.join(' ')} ${baseline} -host 127.0.0.1 -port {port} -workers 1` });
   if ('binary' in peer) specs.push({ label: 'go', command: `${peer.binary} serve -port {port}` });
   const servers = specs.map((s) => ({ ...s, runs: [] as StreamRun[], errors: [] as string[] }));
   if (!('binary' in peer)) {

@@ -257,6 +257,9 @@ describe('SayHelloBidi on the fast path', () => {
   const cases: [string, OutgoingHttpHeaders, Buffer[], { status?: number; replies?: number }, Parameters<typeof rawRequest>[3]?][] = [
     ['three requests, one a DATA frame', bidiHeaders(), requests('a', 'b', 'c'), { status: 0, replies: 3 }],
     ['three requests in one DATA frame', bidiHeaders(), [Buffer.concat(requests('a', 'b', 'c'))], { status: 0, replies: 3 }],
+    ['names repeated and alternating (a, a, b, a, a)', bidiHeaders(), requests('a', 'a', 'b', 'a', 'a'), { status: 0, replies: 5 }],
+    // the same name in other bytes (an unknown field after it): read again, answered alike
+    ['one name in two encodings', bidiHeaders(), [grpcFrame(Buffer.concat([helloRequest('a'), Buffer.from([0x10, 0x01])])), ...requests('a', 'a')], { status: 0, replies: 3 }],
     ['no request at all (the client half-closes at once)', bidiHeaders(), [], { status: 0, replies: 0 }],
     ['an empty message, a UTF-8 name, one not UTF-8', bidiHeaders(), [grpcFrame(Buffer.alloc(0)), grpcFrame(helloRequest('wörld ✓')), grpcFrame(helloRequest(Buffer.from([0xff, 0xc3])))], { status: 0, replies: 3 }],
     ['40 requests (more than wait at once)', bidiHeaders(), requests(...Array.from({ length: 40 }, (_, i) => `n${i}`)), { status: 0, replies: 40 }],
@@ -284,6 +287,11 @@ describe('SayHelloBidi on the fast path', () => {
       if (expected.replies !== undefined) expect(texts(a.data)).toHaveLength(expected.replies);
     });
   }
+
+  it('replies to each request by its own name when names repeat and alternate', async () => {
+    const a = await both(bidiHeaders(), requests('a', 'a', 'b', 'a', 'b', 'b'));
+    expect(texts(a.data)).toEqual(['Hello a 1', 'Hello a 2', 'Hello b 3', 'Hello a 4', 'Hello b 5', 'Hello b 6']);
+  });
 
   it('reads no more requests from a client that does not read its replies than a window of replies and the few waiting', async () => {
     const count = 100_000;

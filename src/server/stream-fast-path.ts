@@ -14,7 +14,6 @@
 // socket let them out (H2Stream.write and onDrain), so a client that does not read holds the server to a
 // window's worth.
 import { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH } from '../rpc-names.ts';
-import { frame } from '../grpc-frame.ts';
 import { greeterStreamService, type HelloRequest, type HelloStreamRequest } from '../proto.ts';
 import { Code } from '../status.ts';
 import type { H2Stream } from '../h2/connection.ts';
@@ -253,8 +252,11 @@ export function qualifiesForBidiFastPath(headers: Readonly<Record<string, string
 export class BidiFastCall extends FrontDoorCall implements OpenStream {
   /** request bytes not read yet */
   private readonly reader = new MessageReader();
-  /** requests waiting for their replies, in order */
-  private readonly waiting: Array<{ text: string; due: number }> = [];
+  /** requests waiting for their replies, in order: reply `index` of `replies` */
+  private readonly waiting: Array<{ replies: Replies; index: number; due: number }> = [];
+  /** the last request's bytes and its replies: a stream's requests usually repeat, and each is then neither decoded nor encoded again */
+  private lastRequest: Buffer | undefined;
+  private lastReplies: Replies | undefined;
   private replying = false;
   private halfClosed = false;
   private plan: StreamPlan = { delayMs: 0 };
@@ -303,10 +305,10 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
         this.replying = true;
         const wait = head.due - performance.now();
         if (wait > 0) {
-          this.cancelWait = afterDelay(wait, () => this.send(head.text) && this.replied());
+          this.cancelWait = afterDelay(wait, () => this.send(head) && this.replied());
           continue;
         }
-        if (!this.send(head.text)) continue;
+        if (!this.send(head)) continue;
         this.replying = false;
         if (++sent >= TURN_REPLIES) {
           // the others (streams, the socket) get their turn
@@ -339,14 +341,19 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
     const message = this.reader.next(length);
     if (!message) return false;
     this.stream.consumed(5 + length);
-    let name: string;
-    try {
-      name = (SAY_HELLO_BIDI.requestDeserialize(message) as HelloRequest).name;
-    } catch {
-      this.end(Code.INTERNAL, 'Error deserializing request');
-      return false;
+    let replies = this.lastReplies;
+    if (!replies || !this.lastRequest!.equals(message)) {
+      try {
+        replies = new Replies((SAY_HELLO_BIDI.requestDeserialize(message) as HelloRequest).name);
+      } catch {
+        this.end(Code.INTERNAL, 'Error deserializing request');
+        return false;
+      }
+      // a copy: the message is a view of a socket read
+      this.lastRequest = Buffer.from(message);
+      this.lastReplies = replies;
     }
-    this.waiting.push({ text: helloText(name, ++this.counts.received), due: performance.now() + this.plan.delayMs });
+    this.waiting.push({ replies, index: ++this.counts.received, due: performance.now() + this.plan.delayMs });
     return true;
   }
 
@@ -372,7 +379,7 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
   }
 
   /** Writes a reply, or the failure planned in its place; true when the next may follow at once. */
-  private send(text: string): boolean {
+  private send(reply: { replies: Replies; index: number }): boolean {
     this.cancelWait = undefined;
     if (this.record.finished || this.stream.closed) return false;
     const fail = this.plan.fail;
@@ -381,7 +388,7 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
       return false;
     }
     this.counts.sent++;
-    if (this.stream.write(frame(SAY_HELLO_BIDI.responseSerialize({ message: text })))) return true;
+    if (this.stream.write(reply.replies.framed(reply.index))) return true;
     this.stream.onDrain = () => {
       this.stream.onDrain = undefined;
       this.replied();
