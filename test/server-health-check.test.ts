@@ -36,6 +36,8 @@ describe('health Check on the fast path', () => {
     ['an unknown service: NOT_FOUND', checkHeaders(), [grpcFrame(checkRequest('no.Such'))], { status: 5, data: '' }],
     ['a name to percent-encode', checkHeaders(), [grpcFrame(checkRequest('a b%c ✓ "x"'))], { status: 5 }],
     ['a name that is not UTF-8', checkHeaders(), [grpcFrame(checkRequest(Buffer.from([0xff, 0xfe, 0xc3])))], {}],
+    // a surrogate encoded in UTF-8 (ED A0 80): Node's decoder reads it as U+FFFD, never as a lone surrogate
+    ['a name with an encoded surrogate', checkHeaders(), [grpcFrame(checkRequest(Buffer.from([0x61, 0xed, 0xa0, 0x80])))], {}],
     ['unknown fields around the name', checkHeaders(), [grpcFrame(Buffer.concat([Buffer.from([0x10, 0x05]), checkRequest('helloworld.Greeter'), Buffer.from([0x1a, 0x01, 0x41])]))], { status: 0 }],
     ['a user agent, metadata, a deadline', checkHeaders({ 'user-agent': 'grpc-go/1.33.3', 'x-any': 'v', 'grpc-timeout': '1S' }), [grpcFrame(checkRequest(''))], { status: 0 }],
     ['an Envoy attempt count (logged)', checkHeaders({ 'x-envoy-attempt-count': '2' }), [grpcFrame(checkRequest(''))], { status: 0 }],

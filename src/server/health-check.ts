@@ -77,8 +77,6 @@ export function qualifiesForHealthCheck(headers: Readonly<Record<string, string>
 
 export class HealthCheckCall extends PlainCall {
   private service: string | undefined;
-  /** what a NOT_FOUND says, percent-encoded as grpc-js sends it */
-  private notFound = '';
 
   constructor(
     stream: H2Stream,
@@ -89,12 +87,11 @@ export class HealthCheckCall extends PlainCall {
     super(stream, HEALTH_CHECK_PATH, tracker, MAX_REQUEST, toGrpcJs);
   }
 
-  /** A name grpc-js can put in a status, too. */
+  /** A name grpc-js can put in a status, too (a lone surrogate it cannot: grpc-js' business, then). */
   protected override read(message: Buffer): boolean {
-    this.service = (CHECK.requestDeserialize(message) as { service: string }).service;
-    this.notFound = `Health status unknown for service ${this.service}`;
-    encodeURI(this.notFound); // (throws on a lone surrogate: what grpc-js does with that is its own business)
-    return true;
+    // the empty request (service ""), which Kubernetes' probes and grpc-health-probe send, needs no decoding
+    this.service = message.length === 0 ? '' : (CHECK.requestDeserialize(message) as { service: string }).service;
+    return this.service.isWellFormed();
   }
 
   protected override onDeadline(): void {
@@ -109,7 +106,10 @@ export class HealthCheckCall extends PlainCall {
   protected override answer(): void {
     // the status as the request ends, when grpc-health-check's handler would read it
     const status = this.health.statusOf(this.service!);
-    if (status === undefined) return this.end(trailersOnly(Code.NOT_FOUND, this.notFound, []), Code.NOT_FOUND, this.notFound);
+    if (status === undefined) {
+      const notFound = `Health status unknown for service ${this.service}`;
+      return this.end(trailersOnly(Code.NOT_FOUND, notFound, []), Code.NOT_FOUND, notFound);
+    }
     const { stream } = this;
     stream.respond(okHeadersBlock());
     stream.write(answerOf(status));
