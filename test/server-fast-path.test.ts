@@ -121,6 +121,22 @@ describe('fast path', () => {
     });
   }
 
+  it('answers each SayHello by its own name when requests repeat and alternate (the fast path keeps the last one)', async () => {
+    const request = (name: string) => grpcFrame(helloRequest(name));
+    for (const [name, body] of [
+      ['a', [request('a')]],
+      ['a', [request('a')]],
+      ['b', [request('b')]],
+      ['a', [request('a')]],
+      ['', [request('')]],
+      // the same name in other bytes (an unknown field after it)
+      ['a', [grpcFrame(Buffer.concat([helloRequest('a'), Buffer.from([0x10, 0x01])]))]],
+    ] as const) {
+      const a = await both(grpcHeaders(), [...body]);
+      expect(a.data.subarray(7).toString('utf8')).toBe(`Hello ${name}`);
+    }
+  });
+
   it('answers a wrong content-type as grpc-js does (HTTP 415, no call, nothing logged)', async () => {
     const headers = grpcHeaders(undefined, { 'content-type': 'application/json' });
     const body = [grpcFrame(helloRequest('j'))];
