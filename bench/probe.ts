@@ -13,7 +13,8 @@
 // {tls_ip_addr} the -tls one as 127.0.0.1:PORT,
 // {image_client} a copy of dist/client.cjs laid out as the image has it (/client: no .js, no package.json),
 // {compile_cache} a directory for Node's compile cache (NODE_COMPILE_CACHE; written by the check run before
-// timing, so the timed runs read it, as every run after the first would).
+// timing, so the timed runs read it, as every run after the first would), {code_cache} a file for a V8 code cache
+// taken after a whole run (bench/code-cache-client.cjs; written by the check run too).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,12 @@ export function defaultClients(): ClientSpec[] {
     // Node's compile cache (NODE_COMPILE_CACHE; measured, not used by the image: README, Performance)
     { label: 'ts (compile cache)', command: client, env: { HELLO_CLIENT_SERVER_ADDR: '{addr}', NODE_COMPILE_CACHE: '{compile_cache}' } },
     { label: 'ts -tls (compile cache)', command: `${client} -tls -server_addr {tls_addr}`, env: { NODE_COMPILE_CACHE: '{compile_cache}' } },
+    // a V8 code cache of every function a run compiled: what compiling costs the probe (not shippable: Performance)
+    {
+      label: 'ts (V8 code cache)',
+      command: `${node} ${join(root, 'bench', 'code-cache-client.cjs')} ${dist('client')}`,
+      env: { HELLO_CLIENT_SERVER_ADDR: '{addr}', CODE_CACHE: '{code_cache}' },
+    },
   ];
   const peers = peersDir();
   if (peers) {
@@ -71,6 +78,7 @@ interface Placeholders {
   tls_ip_addr: string;
   image_client: string;
   compile_cache: string;
+  code_cache: string;
 }
 
 function argvOf(spec: ClientSpec, values: Placeholders): string[] {
@@ -121,6 +129,7 @@ export async function benchProbe(o: ProbeOptions): Promise<{ results: ClientResu
       tls_ip_addr: `127.0.0.1:${servers[1]!.port}`,
       image_client: imageClient,
       compile_cache: join(dir, 'compile-cache'),
+      code_cache: join(dir, 'client.v8-code-cache'),
     };
     const commands = specs.map((s) => ({ spec: s, argv: argvOf(s, values) }));
     for (const c of commands) {
