@@ -46,7 +46,7 @@ const PRESETS = {
 
 /** Under --smoke, the few rows that show each part runs. */
 const SMOKE_SERVERS = ['ts'];
-const SMOKE_CLIENTS = ['node -e 0', 'floor (hand-framed)', 'ts', 'ts -tls', 'floor -tls (hand-framed)'];
+const SMOKE_CLIENTS = ['node -e 0', 'floor (hand-framed)', 'ts', 'ts -tls', 'floor -tls (hand-framed)', 'ts (V8 code cache)'];
 
 async function main() {
   const { values } = parseArgs({

@@ -51,7 +51,7 @@ describe('npm run bench -- --smoke', () => {
   }
 
   it.runIf(canTimeProbes)('probe: the client, its floors and node -e 0, timed, every run exit 0', () => {
-    for (const label of ['node -e 0', 'floor \\(hand-framed\\)', 'ts', 'ts -tls', 'floor -tls \\(hand-framed\\)']) {
+    for (const label of ['node -e 0', 'floor \\(hand-framed\\)', 'ts', 'ts -tls', 'floor -tls \\(hand-framed\\)', 'ts \\(V8 code cache\\)']) {
       expect(smoke.stdout).toMatch(new RegExp(`\\| ${label} \\| [\\d.]+ \\| [\\d.]+ \\|`));
     }
   });
@@ -63,4 +63,19 @@ describe('npm run bench -- --smoke', () => {
     expect(smoke.stdout).toMatch(/\| delay 100 ms, 3 sequential calls \(OK\) \|/);
     expect(smoke.stdout).toMatch(/\| -timeout 0\.1 s, server answers 2 s late, 1 calls \(DEADLINE_EXCEEDED\) \|/);
   });
+});
+
+describe('bench/allocations.ts', () => {
+  it.runIf(hasH2load)('samples what the server allocates under h2load: bytes per call for SayHello and health, every load OK', async () => {
+    const child = spawn(process.execPath, ['bench/allocations.ts', '--calls', '300', '--only', 'sayhello,health', '--top', '2'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^\| unary SayHello \(h2load -c 4 -m 32\) \| \d+ \| .+ \| 0 \|$/m);
+    expect(stdout).toMatch(/^\| health Check \(h2load -c 4 -m 32\) \| \d+ \| .+ \| 0 \|$/m);
+    expect(stdout).toMatch(/^- sayhello: [\d.]+ % /m);
+  }, 60_000);
 });
