@@ -4,7 +4,7 @@
 // malformed request or response is a stream error of type PROTOCOL_ERROR (§8.1.1). Each list check returns
 // why a list is malformed, or undefined when it is not.
 /** A header list in order, as HPACK carries it: names and values as octets, one char each (latin1). */
-export type HeaderList = Array<[name: string, value: string]>;
+export type HeaderList = Array<readonly [name: string, value: string]>;
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 

@@ -12,8 +12,16 @@ export class HpackError extends Error {
   override name = 'HpackError';
 }
 
-/** A table entry: name, value, and whether each is invalid in HTTP/2 (checked once, when it came off the wire). */
-type Entry = readonly [name: string, value: string, nameBad: boolean, valueBad: boolean];
+/**
+ * A table entry: its field, which every decoded list that refers to the entry holds itself (a client that
+ * indexes its headers costs no new array per header per request), and whether the name or the value is invalid
+ * in HTTP/2 (checked once, when it came off the wire).
+ */
+interface Entry {
+  readonly field: readonly [name: string, value: string];
+  readonly nameBad: boolean;
+  readonly valueBad: boolean;
+}
 
 /** RFC 7541 Appendix A; index i is entry i + 1. */
 const STATIC_FIELDS: ReadonlyArray<readonly [string, string]> = [
@@ -80,7 +88,7 @@ const STATIC_FIELDS: ReadonlyArray<readonly [string, string]> = [
   ['www-authenticate', ''],
 ];
 
-const STATIC_TABLE: readonly Entry[] = STATIC_FIELDS.map(([name, value]) => [name, value, false, false]);
+const STATIC_TABLE: readonly Entry[] = STATIC_FIELDS.map((field) => ({ field, nameBad: false, valueBad: false }));
 
 const ENTRY_OVERHEAD = 32; // RFC 7541 4.1
 const MAX_INTEGER = 0xffff_ffff;
@@ -157,10 +165,11 @@ export class HpackDecoder {
           // 6.2.2 literal without indexing (0000), 6.2.3 never indexed (0001): the same to a decoder
           entry = this.#literal(4, at);
         }
-        const [name, value, nameBad, valueBad] = entry;
+        const { field, nameBad, valueBad } = entry;
+        const [name, value] = field;
         if ((nameBad || valueBad) && this.#invalid === undefined) this.#invalid = `invalid ${nameBad ? 'header name' : 'value for header'} ${JSON.stringify(name.slice(0, 64))}`;
         listSize += name.length + value.length + ENTRY_OVERHEAD;
-        if (listSize <= this.#maxHeaderListSize) headers.push([name, value]);
+        if (listSize <= this.#maxHeaderListSize) headers.push(field);
         else if (throwOnOversize) throw new HpackError(`header list larger than ${this.#maxHeaderListSize} bytes`);
       }
     } finally {
@@ -188,15 +197,17 @@ export class HpackDecoder {
       name = this.#string();
       nameBad = badFieldName(name);
     } else {
-      [name, , nameBad] = this.#entry(nameIndex, at);
+      const named = this.#entry(nameIndex, at);
+      name = named.field[0];
+      nameBad = named.nameBad;
     }
     const value = this.#string();
-    return [name, value, nameBad, badFieldValue(value)];
+    return { field: [name, value], nameBad, valueBad: badFieldValue(value) };
   }
 
   /** RFC 7541 4.4: evict from the old end until the entry fits; one larger than the table empties it. */
   #insert(entry: Entry): void {
-    const size = entry[0].length + entry[1].length + ENTRY_OVERHEAD;
+    const size = entry.field[0].length + entry.field[1].length + ENTRY_OVERHEAD;
     while (this.#entries.length > 0 && this.#size + size > this.#capacity) this.#evictOldest();
     if (size <= this.#capacity) {
       this.#entries.push(entry);
@@ -213,7 +224,7 @@ export class HpackDecoder {
   }
 
   #evictOldest(): void {
-    const [name, value] = this.#entries.shift()!;
+    const [name, value] = this.#entries.shift()!.field;
     this.#size -= name.length + value.length + ENTRY_OVERHEAD;
   }
 
@@ -270,7 +281,7 @@ function nameIndex(name: string): number {
   if (!staticNameIndex) {
     staticNameIndex = new Map();
     // the first index of each name: a literal needs only the name
-    for (let i = STATIC_TABLE.length - 1; i >= 0; i--) staticNameIndex.set(STATIC_TABLE[i]![0], i + 1);
+    for (let i = STATIC_TABLE.length - 1; i >= 0; i--) staticNameIndex.set(STATIC_TABLE[i]!.field[0], i + 1);
   }
   return staticNameIndex.get(name) ?? 0;
 }
