@@ -1,8 +1,9 @@
-// FrameReader (src/h2/frames.ts): cutting a peer's bytes into frames, the first step of every connection's reads.
+// FrameReader and Outbox (src/h2/frames.ts): cutting a peer's bytes into frames, the first step of every
+// connection's reads, and joining the frames of a flush into its one write.
 // The sessions and h2spec test it with peers; these pin what a handler sees when frames straddle reads, when
 // it ends the session in the middle of a read, and when a frame is too large.
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, ErrorCode, FrameReader, FrameType, H2ProtocolError, type Frame } from '../src/h2/frames.ts';
+import { encodeFrame, ErrorCode, Flag, FrameReader, FrameType, H2ProtocolError, Outbox, type Frame } from '../src/h2/frames.ts';
 
 const frames = [
   encodeFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(6, 1)),
@@ -66,5 +67,39 @@ describe('FrameReader', () => {
     ).toThrow('bad block');
     expect(reader.pending).toEqual(Buffer.concat(frames.slice(2)));
     expect(got).toEqual([FrameType.SETTINGS, FrameType.HEADERS]);
+  });
+});
+
+describe('Outbox', () => {
+  it('joins whole frames and frames given by their fields into the bytes encodeFrame would give, in order', () => {
+    const outbox = new Outbox();
+    const payload = Buffer.from('a reply');
+    outbox.add(frames[0]!);
+    outbox.addFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from('block'));
+    outbox.addFrame(FrameType.DATA, 0, 2 ** 31 - 1, payload);
+    outbox.addFrame(FrameType.DATA, Flag.END_STREAM, 3, Buffer.alloc(0));
+    outbox.add(frames[3]!);
+    const expected = Buffer.concat([
+      frames[0]!,
+      encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from('block')),
+      encodeFrame(FrameType.DATA, 0, 2 ** 31 - 1, payload),
+      encodeFrame(FrameType.DATA, Flag.END_STREAM, 3),
+      frames[3]!,
+    ]);
+    const taken = outbox.take();
+    payload.write('changed'); // what was taken is a copy
+    expect(taken).toEqual(expected);
+    expect(outbox.empty).toBe(true);
+  });
+
+  it('hands a single whole frame over as it is, and is empty after a take or a clear', () => {
+    const outbox = new Outbox();
+    outbox.add(frames[1]!);
+    expect(outbox.take()).toBe(frames[1]);
+    outbox.addFrame(FrameType.DATA, 0, 1, Buffer.from('x'));
+    outbox.clear();
+    expect(outbox.empty).toBe(true);
+    outbox.add(frames[2]!);
+    expect(outbox.take()).toEqual(frames[2]);
   });
 });

@@ -16,7 +16,6 @@ import {
   encodeFrame,
   encodeGoaway,
   encodeHeaderFrames,
-  frameHeader,
   encodeRstStream,
   encodeSettings,
   encodeWindowUpdate,
@@ -28,6 +27,7 @@ import {
   H2ProtocolError,
   HeaderBlockReader,
   MAX_WINDOW,
+  Outbox,
   pingToAnswer,
   readSettings,
   Setting,
@@ -256,7 +256,7 @@ export class H2Connection {
   /** the peer sent GOAWAY */
   #peerGoingAway = false;
   #closed = false;
-  #out: Buffer[] = [];
+  readonly #out = new Outbox();
   #flushScheduled = false;
   #inReceive = false;
   // the peer's settings
@@ -431,7 +431,7 @@ export class H2Connection {
     for (const stream of [...this.#streams.values()]) this.#close(stream, reset);
     for (const ping of this.#pings.values()) ping.reject(error ?? new Error('the connection closed'));
     this.#pings.clear();
-    this.#out = [];
+    this.#out.clear();
     this.#socket.destroy();
     this.#events.onClose?.(error);
   }
@@ -440,26 +440,30 @@ export class H2Connection {
 
   #send(frame: Buffer): void {
     if (this.#closed) return;
-    this.#out.push(frame);
+    this.#out.add(frame);
+    this.#scheduleFlush();
+  }
+
+  /** A frame whose payload is copied once, into the flush's one write, with its header written there beside it. */
+  #sendFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (this.#closed) return;
+    this.#out.addFrame(type, flags, streamId, payload);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     if (this.#inReceive || this.#flushScheduled) return;
     this.#flushScheduled = true;
     process.nextTick(() => this.#flush());
   }
 
-  /** A frame whose payload goes out as it is, after its header: the two are joined once, with the rest of the turn's frames, at the flush. */
-  #sendFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
-    this.#send(frameHeader(payload.length, type, flags, streamId));
-    if (payload.length > 0) this.#send(payload);
-  }
-
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#closed || this.#out.length === 0) return;
-    const out = this.#out;
-    this.#out = [];
+    if (this.#closed || this.#out.empty) return;
+    const out = this.#out.take();
     this.#writtenStreamId = this.#nextStreamId - 2;
     const socket = this.#socket;
-    if (socket.write(out.length === 1 ? out[0]! : Buffer.concat(out)) || socket.writableLength < this.#limits.maxUnsent || socket.isPaused()) return;
+    if (socket.write(out) || socket.writableLength < this.#limits.maxUnsent || socket.isPaused()) return;
     // A peer that does not read what it asked for: read nothing more from it until it has (headers and
     // control frames are not flow-controlled, so requests could otherwise pile answers up here without bound).
     socket.pause();

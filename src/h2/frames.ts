@@ -75,23 +75,68 @@ export class H2ProtocolError extends Error {
 export function encodeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): Buffer {
   const length = payload?.length ?? 0;
   const out = Buffer.allocUnsafe(9 + length);
-  writeFrameHeader(out, length, type, flags, streamId);
+  writeFrameHeader(out, 0, length, type, flags, streamId);
   if (payload) out.set(payload, 9);
   return out;
 }
 
-/** A frame's 9-byte header alone, for a payload written after it as it is (not copied into a frame first). */
-export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const out = Buffer.allocUnsafe(9);
-  writeFrameHeader(out, length, type, flags, streamId);
-  return out;
+function writeFrameHeader(out: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
+  out.writeUIntBE(length, at, 3);
+  out[at + 3] = type;
+  out[at + 4] = flags;
+  out.writeUInt32BE(streamId & MAX_WINDOW, at + 5);
 }
 
-function writeFrameHeader(out: Buffer, length: number, type: number, flags: number, streamId: number): void {
-  out.writeUIntBE(length, 0, 3);
-  out[3] = type;
-  out[4] = flags;
-  out.writeUInt32BE(streamId & MAX_WINDOW, 5);
+/**
+ * The frames a connection writes at its next flush, joined into one buffer then. A frame added by its header's
+ * fields and its payload has its header written straight into that buffer: no object for the header, and no
+ * copy of the payload but the one into the joined buffer (a server sends three such frames for every call).
+ */
+export class Outbox {
+  /** whole frames, or a frame as three items: type << 8 | flags, the stream id, the payload */
+  #items: Array<Buffer | number> = [];
+  #bytes = 0;
+
+  get empty(): boolean {
+    return this.#items.length === 0;
+  }
+
+  add(frame: Buffer): void {
+    this.#items.push(frame);
+    this.#bytes += frame.length;
+  }
+
+  addFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    this.#items.push((type << 8) | flags, streamId, payload);
+    this.#bytes += 9 + payload.length;
+  }
+
+  /** Everything added since the last take, in order, as one buffer; the outbox is empty after. */
+  take(): Buffer {
+    const items = this.#items;
+    const bytes = this.#bytes;
+    this.clear();
+    if (items.length === 1) return items[0] as Buffer;
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (typeof item !== 'number') {
+        at += item.copy(out, at);
+        continue;
+      }
+      const streamId = items[++i] as number;
+      const payload = items[++i] as Buffer;
+      writeFrameHeader(out, at, payload.length, item >> 8, item & 0xff, streamId);
+      at += 9 + payload.copy(out, at + 9);
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#bytes = 0;
+  }
 }
 
 /** A header block as HEADERS, then CONTINUATION frames for what does not fit in one frame (RFC 9113 §6.10). */
