@@ -24,6 +24,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { runMain } from '../src/cli.ts';
 import { SAY_HELLO_PATH } from '../src/rpc-names.ts';
 import { statusName } from '../src/status.ts';
 import {
@@ -693,6 +694,6 @@ export async function main(argv: readonly string[], out: (line: string) => void,
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const code = await main(process.argv.slice(2), (line) => process.stdout.write(`${line}\n`));
-  process.exit(code);
+  // exits once stdout has taken the plan: process.exit() at once dropped the end of it when the pipe was full
+  runMain('e2e:kind', () => main(process.argv.slice(2), (line) => process.stdout.write(`${line}\n`)));
 }

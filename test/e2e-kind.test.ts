@@ -11,6 +11,7 @@ import { baselineCall, callHeaders, clientArgs, loadVirtualService, planScenario
 import { meshStreamScenarios, planStreamScenarios, streamClientArgs } from '../e2e/stream-scenarios.ts';
 import { readVirtualService, type VirtualServiceModel } from '../e2e/virtual-service.ts';
 import { statusName } from '../src/status.ts';
+import { which } from '../bench/lib.ts';
 import { root } from './helpers/spawn.ts';
 
 function kindE2e(args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -215,6 +216,24 @@ describe('npm run e2e:kind: arguments and tools', () => {
     expect(code, `${out}\n${err}`).toBe(0);
     expect(out).not.toContain('$ kind delete cluster');
     expect(out).toContain('# --keep: leaving the cluster as it is');
+  });
+
+  it.runIf(which('python3'))('prints the whole plan to a pipe its reader is slow to empty (it exits only once stdout has taken it)', () => {
+    // a 4 KiB pipe read after a second: the plan (~50 KB) waits in the program's stdout until then
+    const reader = `import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
+p = subprocess.Popen(sys.argv[1:], stdout=w, cwd=${JSON.stringify(root)})
+os.close(w)
+time.sleep(1)
+out = b''
+while chunk := os.read(r, 65536):
+    out += chunk
+sys.stdout.write(f'{p.wait()} {len(out)}\\n' + out.decode().rstrip().split('\\n')[-1])`;
+    const r = spawnSync('python3', ['-c', reader, process.execPath, 'e2e/kind.ts', '--dry-run', '--keep'], { encoding: 'utf8', timeout: 20_000 });
+    const [status, last] = r.stdout.split('\n');
+    expect(status, r.stderr).toMatch(/^0 \d{5,}$/);
+    expect(last).toMatch(/^# --keep: leaving the cluster as it is/);
   });
 
   it('--only a stream scenario without the gateway: no ingress gateway installed, no TLS server', () => {
