@@ -23,6 +23,7 @@ import type { CallTracker } from './access-log.ts';
 import { afterDelay } from './delay.ts';
 import { crashDetails, type FaultOptions } from './faults.ts';
 import { sayHello, type Greeting } from './greeting.ts';
+import { LastRequest } from './last-request.ts';
 import type { H2Stream } from '../h2/connection.ts';
 import { PlainCall, plainHeaders } from './plain-call.ts';
 
@@ -32,24 +33,17 @@ const FAST_MAX_MESSAGE = 16 * 1024;
 const SAY_HELLO = greeterService.SayHello!;
 
 /**
- * The last request's bytes and name, and the last reply's text and framed bytes: under load, and from a probe,
- * one request comes again and again, and protobufjs need not read it or write its reply each time.
+ * The last request's name, and the last reply's text and framed bytes: under load, and from a probe, one request
+ * comes again and again, and protobufjs need not read it or write its reply each time.
  */
-let lastRequest = { bytes: Buffer.alloc(0), name: '' };
+const lastName = new LastRequest((message) => (SAY_HELLO.requestDeserialize(message) as { name: string }).name);
 let lastReply = { text: '', framed: frame(SAY_HELLO.responseSerialize({ message: '' })) };
-
-function requestName(message: Buffer): string {
-  if (message.equals(lastRequest.bytes)) return lastRequest.name;
-  const name = (SAY_HELLO.requestDeserialize(message) as { name: string }).name;
-  // a copy: the message is a view of a socket read
-  lastRequest = { bytes: Buffer.from(message), name };
-  return name;
-}
 
 function framedReply(text: string): Buffer {
   if (text !== lastReply.text) lastReply = { text, framed: frame(SAY_HELLO.responseSerialize({ message: text })) };
   return lastReply.framed;
 }
+
 /** The trailers that end a call after its headers, as grpc-js sends them. */
 export function statusTrailers(code: number, details: string): Buffer {
   return encodeHeaders([
@@ -117,7 +111,7 @@ export class FastCall extends PlainCall {
   }
 
   protected override read(message: Buffer): boolean {
-    this.name = requestName(message);
+    this.name = lastName.of(message);
     return true;
   }
 

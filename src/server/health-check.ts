@@ -19,6 +19,7 @@ import type { CallTracker } from './access-log.ts';
 import { PlainCall, plainHeaders } from './plain-call.ts';
 import { OK_TRAILERS, trailersOnly } from './fast-path.ts';
 import { httpDate } from './http-date.ts';
+import { LastRequest } from './last-request.ts';
 
 export { HEALTH_CHECK_PATH };
 
@@ -44,6 +45,9 @@ export class ServerHealth extends HealthImplementation {
     return this.#statuses.get(service);
   }
 }
+
+/** The last Check's service name: probes send one request (service "") again and again. */
+const lastService = new LastRequest((message) => (CHECK.requestDeserialize(message) as { service: string }).service);
 
 /** The HealthCheckResponse of each status, framed, serialized as grpc-health-check's service does. */
 const answers = new Map<ServingStatus, Buffer>();
@@ -89,8 +93,7 @@ export class HealthCheckCall extends PlainCall {
 
   /** A name grpc-js can put in a status, too (a lone surrogate it cannot: grpc-js' business, then). */
   protected override read(message: Buffer): boolean {
-    // the empty request (service ""), which Kubernetes' probes and grpc-health-probe send, needs no decoding
-    this.service = message.length === 0 ? '' : (CHECK.requestDeserialize(message) as { service: string }).service;
+    this.service = lastService.of(message);
     return this.service.isWellFormed();
   }
 

@@ -23,6 +23,7 @@ import { OK_TRAILERS, okHeadersBlock, statusTrailers, trailersOnly } from './fas
 import { BadOverride, planStream, type FaultOptions, type StreamPlan } from './faults.ts';
 import { DEFAULT_REPLIES, invalidStreamRequest, type OpenStream } from './greeter-stream.ts';
 import { helloText } from './greeting.ts';
+import { LastRequest } from './last-request.ts';
 import { FrontDoorCall, PlainCall, plainHeaders } from './plain-call.ts';
 
 export { SAY_HELLO_BIDI_PATH, SAY_HELLO_STREAM_PATH };
@@ -254,9 +255,8 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
   private readonly reader = new MessageReader();
   /** requests waiting for their replies, in order: reply `index` of `replies` */
   private readonly waiting: Array<{ replies: Replies; index: number; due: number }> = [];
-  /** the last request's bytes and its replies: a stream's requests usually repeat, and each is then neither decoded nor encoded again */
-  private lastRequest: Buffer | undefined;
-  private lastReplies: Replies | undefined;
+  /** the replies to the last request: a stream's requests usually repeat, and each is then neither decoded nor encoded again */
+  private readonly replies = new LastRequest((message) => new Replies((SAY_HELLO_BIDI.requestDeserialize(message) as HelloRequest).name));
   private replying = false;
   private halfClosed = false;
   private plan: StreamPlan = { delayMs: 0 };
@@ -341,17 +341,12 @@ export class BidiFastCall extends FrontDoorCall implements OpenStream {
     const message = this.reader.next(length);
     if (!message) return false;
     this.stream.consumed(5 + length);
-    let replies = this.lastReplies;
-    if (!replies || !this.lastRequest!.equals(message)) {
-      try {
-        replies = new Replies((SAY_HELLO_BIDI.requestDeserialize(message) as HelloRequest).name);
-      } catch {
-        this.end(Code.INTERNAL, 'Error deserializing request');
-        return false;
-      }
-      // a copy: the message is a view of a socket read
-      this.lastRequest = Buffer.from(message);
-      this.lastReplies = replies;
+    let replies: Replies;
+    try {
+      replies = this.replies.of(message);
+    } catch {
+      this.end(Code.INTERNAL, 'Error deserializing request');
+      return false;
     }
     this.waiting.push({ replies, index: ++this.counts.received, due: performance.now() + this.plan.delayMs });
     return true;
