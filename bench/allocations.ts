@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_NODE_FLAGS } from '../src/server/v8-flags.ts';
 import { dist, fmt, freePort, machine, node, startServerProcess, which } from './lib.ts';
-import { HEALTH_CHECK_CALL, SAY_HELLO_CALL } from './server.ts';
+import { h2loadArgs, HEALTH_CHECK_CALL, SAY_HELLO_CALL } from './server.ts';
 import { streamPeer } from './streams.ts';
 
 interface ProfileNode {
@@ -83,7 +83,7 @@ async function main() {
     if (!which('h2load')) return 'h2load not found (apt-get install nghttp2-client)';
     const body = join(dir, `${path.replaceAll('/', '_')}.bin`);
     writeFileSync(body, request);
-    return ['h2load', '-n', String(n), '-c', '4', '-m', '32', '-t', '1', '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body, `http://127.0.0.1:${port}${path}`];
+    return ['h2load', ...h2loadArgs(port, path, body, n, 4, 32, 1)];
   };
   const parts: Record<string, Part> = {
     sayhello: { label: 'unary SayHello (h2load -c 4 -m 32)', load: h2load(SAY_HELLO_CALL.path, SAY_HELLO_CALL.request) },

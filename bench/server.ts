@@ -124,12 +124,17 @@ interface H2loadResult {
   text: string;
 }
 
-async function h2load(port: number, path: string, body: string, n: number, c: number, m: number, t: number, logFile?: string): Promise<H2loadResult> {
+/** h2load's arguments for n gRPC calls of `path` on 127.0.0.1:port, each sending the file `body` (a framed request). */
+export function h2loadArgs(port: number, path: string, body: string, n: number, c: number, m: number, t: number, logFile?: string): string[] {
   const args = ['-n', String(n), '-c', String(c), '-m', String(m), '-t', String(t)];
   args.push('-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body);
   if (logFile) args.push('--log-file', logFile);
   args.push(`http://127.0.0.1:${port}${path}`);
-  const child = spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return args;
+}
+
+async function h2load(port: number, path: string, body: string, n: number, c: number, m: number, t: number, logFile?: string): Promise<H2loadResult> {
+  const child = spawn('h2load', h2loadArgs(port, path, body, n, c, m, t, logFile), { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (text += d));
